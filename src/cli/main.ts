@@ -1,0 +1,66 @@
+/** The `rerankd` command: `serve` (the default), `help`. */
+import { VERSION } from "../version.js";
+import { startServer } from "./serve.js";
+import { UsageError, parseServeArgs, serveHelp } from "./serve-options.js";
+
+const USAGE = `rerankd ${VERSION}: a reranking server with vLLM's rerank/score API, on llama.cpp
+
+Usage:
+  rerankd serve [MODEL] [options]   serve a reranker (see rerankd serve --help)
+  rerankd --version
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === "--version" || command === "-v") {
+    console.log(VERSION);
+    return 0;
+  }
+  if (command === undefined || command === "--help" || command === "-h" || command === "help") {
+    console.log(USAGE);
+    return 0;
+  }
+  if (command !== "serve") {
+    console.error(`rerankd: unknown command "${command}"\n\n${USAGE}`);
+    return 2;
+  }
+  let options;
+  try {
+    options = parseServeArgs(rest, process.env);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      console.error(`rerankd serve: ${error.message}\nSee 'rerankd serve --help'.`);
+      return 2;
+    }
+    throw error;
+  }
+  if (options === "help") {
+    console.log(serveHelp());
+    return 0;
+  }
+  const server = await startServer(options);
+  try {
+    await server.ready;
+  } catch (error) {
+    console.error(`rerankd: cannot serve ${options.model}: ${error instanceof Error ? error.message : String(error)}`);
+    await server.close();
+    return 1;
+  }
+  const stop = async () => {
+    await server.close();
+    process.exit(0);
+  };
+  process.once("SIGTERM", stop);
+  process.once("SIGINT", stop);
+  return -1;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exit(code);
+  },
+  (error: unknown) => {
+    console.error(`rerankd: ${error instanceof Error ? error.message : String(error)}`);
+    process.exit(1);
+  },
+);

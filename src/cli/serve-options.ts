@@ -1,0 +1,140 @@
+/**
+ * `rerankd serve` flags: one table drives parsing, validation and --help. Flag names follow
+ * `vllm serve` where vLLM has one.
+ */
+import { readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
+import { parseArgs } from "node:util";
+import type { TruncationMode } from "../families/types.js";
+import type { Device } from "../models/llama-backend.js";
+
+export const DEFAULT_MODEL = "BAAI/bge-reranker-v2-gemma";
+
+export interface ServeOptions {
+  model: string;
+  host: string;
+  port: number;
+  servedModelName: string;
+  /** null: the family's default (1024 for bge-reranker-v2-gemma). */
+  maxLength: number | null;
+  truncation: TruncationMode;
+  apiKeys: string[];
+  device: Device;
+  threads: number;
+  maxNumSeqs: number;
+  maxNumBatchedTokens: number;
+  maxBodyBytes: number;
+  logLevel: string;
+}
+
+interface FlagSpec {
+  type: "string" | "boolean";
+  multiple?: boolean;
+  value?: string;
+  help: string;
+}
+
+export const SERVE_FLAGS: Record<string, FlagSpec> = {
+  model: { type: "string", value: "MODEL", help: `model to serve: a .gguf file (also as the positional argument); default ${DEFAULT_MODEL}` },
+  host: { type: "string", value: "HOST", help: "address to listen on (default 0.0.0.0)" },
+  port: { type: "string", value: "PORT", help: "port to listen on (default 8000)" },
+  "served-model-name": { type: "string", value: "NAME", help: "the model name clients send and see (default: the model argument)" },
+  "max-length": { type: "string", value: "N", help: "max_length of a pair in tokens, FlagEmbedding's meaning (default: the family's, 1024 for Gemma)" },
+  "max-model-len": { type: "string", value: "N", help: "alias of --max-length (vLLM's name)" },
+  truncation: { type: "string", value: "auto|error", help: "auto (default): truncate long pairs as the model's reference does; error: refuse them with 400" },
+  "api-key": { type: "string", multiple: true, value: "KEY", help: "require 'Authorization: Bearer KEY' (repeatable; also RERANKD_API_KEY=k1,k2)" },
+  "api-key-file": { type: "string", value: "FILE", help: "read API keys from FILE, one per line" },
+  device: { type: "string", value: "cpu|auto", help: "auto (default): a GPU (CUDA/Vulkan/Metal) when one is found, else CPU; cpu: never a GPU" },
+  threads: { type: "string", value: "N", help: "CPU threads for evaluation (default: the cores this process may use)" },
+  "max-num-seqs": { type: "string", value: "N", help: "pairs evaluated side by side, one llama.cpp sequence each (default 4)" },
+  "max-num-batched-tokens": { type: "string", value: "N", help: "most tokens in one evaluation step across sequences (default 512)" },
+  "max-body-bytes": { type: "string", value: "N", help: "largest request body accepted, in bytes (default 16777216); larger gets 413" },
+  "log-level": { type: "string", value: "LEVEL", help: "fatal|error|warn|info|debug (default info); logs are JSON lines on stderr" },
+  help: { type: "boolean", help: "show this help" },
+};
+
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+export function serveHelp(): string {
+  const rows = Object.entries(SERVE_FLAGS).map(([name, spec]) => {
+    const left = `  --${name}${spec.value ? ` ${spec.value}` : ""}`;
+    return `${left.padEnd(36)} ${spec.help}`;
+  });
+  return [
+    "Usage: rerankd serve [MODEL] [options]",
+    "",
+    "Serves a reranker with vLLM's /v1/rerank and /v1/score API.",
+    "",
+    "Options:",
+    ...rows,
+  ].join("\n");
+}
+
+function integer(name: string, text: string | undefined, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (text === undefined) return fallback;
+  if (!/^\d+$/.test(text.trim())) throw new UsageError(`--${name} must be a whole number, not "${text}"`);
+  const value = Number(text);
+  if (value < min || value > max) throw new UsageError(`--${name} must be between ${min} and ${max}, not ${value}`);
+  return value;
+}
+
+function oneOf<T extends string>(name: string, text: string | undefined, allowed: readonly T[], fallback: T): T {
+  if (text === undefined) return fallback;
+  if (!(allowed as readonly string[]).includes(text)) throw new UsageError(`--${name} must be one of ${allowed.join(", ")}, not "${text}"`);
+  return text as T;
+}
+
+/** API keys from every source, trimmed, empties dropped. */
+export function collectApiKeys(flags: string[] | undefined, file: string | undefined, env: string | undefined): string[] {
+  const keys = [...(flags ?? [])];
+  if (file !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch (error) {
+      throw new UsageError(`cannot read --api-key-file: ${(error as NodeJS.ErrnoException).code ?? "error"}`);
+    }
+    keys.push(...text.split(/\r?\n/));
+  }
+  if (env) keys.push(...env.split(","));
+  return [...new Set(keys.map((k) => k.trim()).filter((k) => k.length > 0))];
+}
+
+export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeOptions | "help" {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      options: Object.fromEntries(Object.entries(SERVE_FLAGS).map(([k, v]) => [k, { type: v.type, multiple: v.multiple }])),
+      allowPositionals: true,
+      strict: true,
+    });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  const v = parsed.values as Record<string, string | string[] | boolean | undefined>;
+  if (v.help) return "help";
+  const str = (k: string) => v[k] as string | undefined;
+  if (parsed.positionals.length > 1) throw new UsageError(`one model at a time; got ${parsed.positionals.join(", ")}`);
+  if (parsed.positionals.length === 1 && str("model") !== undefined) throw new UsageError("give the model either as the argument or with --model, not both");
+  const model = parsed.positionals[0] ?? str("model") ?? DEFAULT_MODEL;
+  if (str("max-length") !== undefined && str("max-model-len") !== undefined) throw new UsageError("--max-length and --max-model-len are the same flag; give one");
+  const maxLengthText = str("max-length") ?? str("max-model-len");
+  return {
+    model,
+    host: str("host") ?? "0.0.0.0",
+    port: integer("port", str("port"), 8000, 0, 65535),
+    servedModelName: str("served-model-name") ?? model,
+    maxLength: maxLengthText === undefined ? null : integer(str("max-length") !== undefined ? "max-length" : "max-model-len", maxLengthText, 0, 8, 1 << 20),
+    truncation: oneOf("truncation", str("truncation"), ["auto", "error"] as const, "auto"),
+    apiKeys: collectApiKeys(v["api-key"] as string[] | undefined, str("api-key-file"), env.RERANKD_API_KEY),
+    device: oneOf("device", str("device"), ["cpu", "auto"] as const, "auto"),
+    threads: integer("threads", str("threads"), availableParallelism(), 1, 1024),
+    maxNumSeqs: integer("max-num-seqs", str("max-num-seqs"), 4, 1, 256),
+    maxNumBatchedTokens: integer("max-num-batched-tokens", str("max-num-batched-tokens"), 512, 16, 1 << 20),
+    maxBodyBytes: integer("max-body-bytes", str("max-body-bytes"), 16 * 1024 * 1024, 1024),
+    logLevel: oneOf("log-level", str("log-level"), ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const, "info"),
+  };
+}
