@@ -392,11 +392,15 @@ export async function downloadBlob(ctx: HubContext, cache: RepoCache, job: BlobD
           }
           if (response.body === null) throw new TypeError("terminated");
           const reader = response.body.getReader();
+          let finished = false;
           armTimer();
           try {
             for (;;) {
               const { done, value } = await reader.read();
-              if (done) break;
+              if (done) {
+                finished = true;
+                break;
+              }
               armTimer();
               if (writer.written + value.byteLength > size) {
                 throw new HubIntegrityError(
@@ -413,6 +417,8 @@ export async function downloadBlob(ctx: HubContext, cache: RepoCache, job: BlobD
               ctx.progress.update(job.file, writer.received, size);
             }
           } finally {
+            // On an error, release the connection instead of leaving the body half-read.
+            if (!finished) await reader.cancel().catch(() => undefined);
             reader.releaseLock();
             await writer.flush();
           }
@@ -539,8 +545,23 @@ export async function hubDownload(
   try {
     return await hubDownloadInner(ctx, repo, file, options.revision ?? DEFAULT_REVISION);
   } catch (error) {
-    throw error instanceof Error ? redactError(error, ctx.config.token) : error;
+    throw publicError(error, ctx, repo, file);
   }
+}
+
+/** Last touch on an error leaving the module: a full disk anywhere becomes HubDiskFullError; no token inside. */
+export function publicError(error: unknown, ctx: HubContext, repo: string, file?: string): unknown {
+  let out = error;
+  if (isErrno(error, "ENOSPC", "EDQUOT") && !(error instanceof HubError)) {
+    const path = (error as { path?: unknown }).path;
+    out = new HubDiskFullError(
+      `No space left on the device while writing to the cache for ${repo}${typeof path === "string" ? ` (${path})` : ""}: ` +
+        "free some space or set HF_HUB_CACHE to a folder on a larger disk.",
+      typeof path === "string" ? path : ctx.config.cacheDir,
+      { repo, file, cause: error },
+    );
+  }
+  return out instanceof Error ? redactError(out, ctx.config.token) : out;
 }
 
 async function fromCache(cache: RepoCache, revision: string, file: string): Promise<{ commit: string; path: string } | undefined> {

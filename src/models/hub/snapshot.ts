@@ -21,6 +21,7 @@ import {
   hubContext,
   networkAndNotCached,
   notCachedMessage,
+  publicError,
   toNetworkError,
 } from "./download.js";
 import {
@@ -29,7 +30,6 @@ import {
   HubNetworkError,
   HubNotFoundError,
   HubOfflineError,
-  redactError,
 } from "./errors.js";
 import { baseHeaders, errorFromResponse, hubRequest, repoInfoUrl } from "./http.js";
 import { DEFAULT_REVISION, isCommitHash, validateRepoFilePath, validateRepoId, validateRevision } from "./reference.js";
@@ -189,7 +189,7 @@ async function writeListing(cache: RepoCache, info: RepoInfo): Promise<void> {
   try {
     const path = cache.listingPath(info.sha);
     await mkdir(dirname(path), { recursive: true });
-    const tmp = `${path}.tmp-${process.pid}`;
+    const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
     await writeFile(tmp, JSON.stringify({ repo: cache.repo, sha: info.sha, siblings: info.siblings }));
     await rename(tmp, path);
   } catch {
@@ -276,7 +276,7 @@ export async function snapshotDownload(repo: string, options: SnapshotDownloadOp
   try {
     return await snapshotDownloadInner(ctx, repo, options);
   } catch (error) {
-    throw error instanceof Error ? redactError(error, ctx.config.token) : error;
+    throw publicError(error, ctx, repo);
   }
 }
 
