@@ -107,7 +107,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeOpt
   try {
     parsed = parseArgs({
       args: argv,
-      options: Object.fromEntries(Object.entries(SERVE_FLAGS).map(([k, v]) => [k, { type: v.type, multiple: v.multiple }])),
+      options: Object.fromEntries(Object.entries(SERVE_FLAGS).map(([k, v]) => [k, { type: v.type, multiple: v.multiple ?? false }])),
       allowPositionals: true,
       strict: true,
     });

@@ -54,6 +54,9 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
   );
 
   registerErrorHandling(app);
+  // JSON only: Fastify also parses text/plain by default, which would turn a form or text body
+  // into a confusing validation error instead of a 415.
+  app.removeContentTypeParser("text/plain");
 
   await app.register(swagger, {
     openapi: {

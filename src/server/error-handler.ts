@@ -65,8 +65,12 @@ const sanitize = (message: string): string => message.replace(/\/[^\s'"]+/g, "<p
 
 /** A readable message naming the field, from Ajv's errors for one request. */
 export function validationError(errors: readonly ValidationIssue[]): BadRequestError {
-  // Ajv lists a union's branch failures before the union's own error: the union's is the useful one.
-  const error = errors.find((e) => e.keyword === "anyOf") ?? errors[0];
+  // Ajv lists a union's branch failures before the union's own error. A branch that failed on a
+  // bound (minimum, minItems) matched the type, so its error is the precise one; otherwise the
+  // union's own error, which describes every accepted shape, is.
+  const union = errors.find((e) => e.keyword === "anyOf");
+  const bound = errors.find((e) => e.keyword !== "type" && e.keyword !== "anyOf" && (!union || e.instancePath === union.instancePath));
+  const error = bound ?? union ?? errors[0];
   const segments = error.instancePath.split("/").slice(1).map((s) => s.replace(/~1/g, "/").replace(/~0/g, "~"));
   if (error.keyword === "required") segments.push(String((error.params as { missingProperty: string }).missingProperty));
   if (error.keyword === "additionalProperties") segments.push(String((error.params as { additionalProperty: string }).additionalProperty));
@@ -79,7 +83,9 @@ export function validationError(errors: readonly ValidationIssue[]): BadRequestE
       message = `${where} is required.`;
       break;
     case "type":
-      message = `${where} must be ${article((error.params as { type: string }).type)}${error.instancePath ? "" : " (a JSON object)"}.`;
+      message = error.instancePath
+        ? `${where} must be ${article((error.params as { type: string }).type)}.`
+        : "The request body must be a JSON object.";
       break;
     case "anyOf":
       message = `${where} must be ${describe(error.parentSchema)}.`;
