@@ -6,7 +6,7 @@
 //                                                   (sha256) and X-Linked-Size
 //   GET  /cdn/{sha256}?sig=...                   -> LFS content (the CDN; Range supported)
 // Errors carry X-Error-Code like the real Hub (RepoNotFound, RevisionNotFound, EntryNotFound, GatedRepo).
-// Switches let tests require a token, cut a connection after N bytes once, corrupt content, ignore Range,
+// Switches let tests require a token, cut a connection (or stall) after N bytes once, corrupt content, ignore Range,
 // and every request is recorded. The CDN can be put on another host (127.0.0.2) to test that the token is
 // not sent there.
 
@@ -44,6 +44,8 @@ export interface RecordedRequest {
   method: string;
   /** Decoded path, without the query string. */
   path: string;
+  /** Path and query as sent. */
+  rawUrl: string;
   host: string;
   range: string | undefined;
   authorization: string | undefined;
@@ -98,6 +100,8 @@ export class FakeHub {
   token: string | undefined;
   /** Repo file path -> cut the connection after that many body bytes, once. */
   readonly cutOnce = new Map<string, number>();
+  /** Repo file path -> send that many body bytes, then stall (socket left open), once. */
+  readonly stallOnce = new Map<string, number>();
   /** Repo file paths whose served content has one byte flipped (size unchanged). */
   readonly corrupt = new Set<string>();
   /** Answer 200 with the whole file to Range requests. */
@@ -195,6 +199,7 @@ export class FakeHub {
     const record: RecordedRequest = {
       method: req.method ?? "GET",
       path,
+      rawUrl: req.url ?? "/",
       host: req.headers.host ?? "",
       range: req.headers.range,
       authorization: req.headers.authorization,
@@ -348,6 +353,12 @@ export class FakeHub {
     if (req.method === "HEAD") {
       res.end();
       return;
+    }
+    const stall = req.method === "GET" ? this.stallOnce.get(file.path) : undefined;
+    if (stall !== undefined && stall < body.length) {
+      this.stallOnce.delete(file.path);
+      res.write(body.subarray(0, stall));
+      return; // the client must give up by itself; close() ends the socket
     }
     const cut = req.method === "GET" ? this.cutOnce.get(file.path) : undefined;
     if (cut !== undefined && cut < body.length) {

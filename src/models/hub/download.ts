@@ -211,6 +211,8 @@ export interface BlobDownload {
 }
 
 const WRITE_BUFFER_BYTES = 1 << 20;
+/** Resumes in one call, whatever progress is made between them. */
+const MAX_TOTAL_RETRIES = 100;
 
 class IdleTimeoutError extends Error {
   constructor(ms: number) {
@@ -328,6 +330,7 @@ export async function downloadBlob(ctx: HubContext, cache: RepoCache, job: BlobD
       headers["accept-encoding"] = "identity";
 
       let retriesLeft = ctx.maxRetries;
+      let totalRetries = 0;
       let useRange = true;
       while (writer.written < size) {
         throwIfAborted(ctx);
@@ -402,7 +405,7 @@ export async function downloadBlob(ctx: HubContext, cache: RepoCache, job: BlobD
                 break;
               }
               armTimer();
-              if (writer.written + value.byteLength > size) {
+              if (writer.received + value.byteLength > size) {
                 throw new HubIntegrityError(
                   `"${job.file}" of ${job.repo} is larger than the ${size} bytes the Hub announced; the partial file was removed`,
                   "size",
@@ -413,7 +416,8 @@ export async function downloadBlob(ctx: HubContext, cache: RepoCache, job: BlobD
               }
               hash?.update(value);
               await writer.push(value);
-              retriesLeft = ctx.maxRetries; // progress was made: the retry budget is per stall, as in http_get
+              // Progress was made: the retry budget is per stall, as in huggingface_hub's http_get (with a cap).
+              if (totalRetries < MAX_TOTAL_RETRIES) retriesLeft = ctx.maxRetries;
               ctx.progress.update(job.file, writer.received, size);
             }
           } finally {
@@ -429,7 +433,9 @@ export async function downloadBlob(ctx: HubContext, cache: RepoCache, job: BlobD
           const reason = controller.signal.aborted ? controller.signal.reason : error;
           if (error instanceof HubError && !(error instanceof HubNetworkError)) throw error;
           if (isErrno(error, "ENOSPC", "EDQUOT")) throw error;
-          const retryable = !ctx.signal?.aborted && (error instanceof HubNetworkError || isNetworkFailure(reason) || reason instanceof IdleTimeoutError);
+          const retryable =
+            !ctx.signal?.aborted &&
+            (error instanceof HubNetworkError || isNetworkFailure(reason) || reason instanceof IdleTimeoutError);
           if (!retryable) throw error;
           if (retriesLeft <= 0) {
             throw new HubNetworkError(
@@ -440,6 +446,7 @@ export async function downloadBlob(ctx: HubContext, cache: RepoCache, job: BlobD
             );
           }
           retriesLeft--;
+          totalRetries++;
           await sleep(ctx.retryDelayMs, undefined, ctx.signal ? { signal: ctx.signal } : undefined);
         } finally {
           clearTimeout(timer);

@@ -195,6 +195,30 @@ describe("snapshotDownload against a fake Hub", () => {
     assert.ok(!(await listFiles(join(storage(t.cacheDir), "blobs"))).some((f) => f.endsWith(".incomplete")));
   });
 
+  test("a stalled transfer is abandoned after HF_HUB_DOWNLOAD_TIMEOUT and resumed", async () => {
+    t.hub.stallOnce.set("model.safetensors", 200_000);
+    const started = Date.now();
+    const result = await snapshotDownload(REPO, { env: { ...t.env, HF_HUB_DOWNLOAD_TIMEOUT: "0.3" }, ...fast });
+    assert.ok(Date.now() - started < 5000);
+    const cdn = t.hub.requests.filter((r) => r.kind === "cdn" && r.path.endsWith(sha256Hex(weights)));
+    assert.deepEqual(cdn.map((r) => r.range), [undefined, "bytes=200000-"]);
+    assert.deepEqual(await readFile(join(result.path, "model.safetensors")), weights);
+  });
+
+  test("a revision like refs/pr/1 is stored as nested refs/refs/pr/1, like huggingface_hub", async () => {
+    const prCommit = t.hub.commitOf(REPO); // the fake's PR ref points at the same commit
+    t.hub.addRepo({ id: "acme/pr-repo", files: [{ path: "config.json", content: config }], commit: prCommit, refs: { "refs/pr/1": prCommit } });
+    const r = await snapshotDownload("acme/pr-repo", { env: t.env, revision: "refs/pr/1" });
+    const root = join(t.cacheDir, "models--acme--pr-repo");
+    assert.equal(await readFile(join(root, "refs", "refs", "pr", "1"), "utf8"), prCommit);
+    assert.ok(!existsSync(join(root, "refs", "main")));
+    assert.deepEqual(r.files, ["config.json"]);
+    const api = t.hub.requests.find((x) => x.kind === "api");
+    // The revision is one URL segment (Python: quote(revision, safe="")); files are then fetched at the commit.
+    assert.equal(api?.rawUrl, "/api/models/acme/pr-repo/revision/refs%2Fpr%2F1?blobs=true");
+    assert.ok(t.hub.fileRequests().every((x) => x.kind !== "resolve" || x.path.includes(`/resolve/${prCommit}/`)));
+  });
+
   test("an interrupted download leaves blobs/<etag>.incomplete, which the next call resumes", async () => {
     const cut = 1_500_000;
     t.hub.cutOnce.set("model.safetensors", cut);
