@@ -47,6 +47,8 @@ export function floatDtypeBytes(dtype: FloatDtype): number {
   return dtypeBits(dtype) / 8;
 }
 
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
 let f16Table: Float32Array | undefined;
 
 /** Lookup table of all 65536 half-precision values (subnormals, inf and NaN included). */
@@ -72,6 +74,7 @@ function halfTable(): Float32Array {
  * byte 0) into `dst` starting at element `dstOffset`.
  */
 export function decodeFloats(dtype: FloatDtype, src: Uint8Array, count: number, dst: Float32Array, dstOffset: number): void {
+  const aligned16 = LITTLE_ENDIAN && src.byteOffset % 2 === 0;
   const view = new DataView(src.buffer, src.byteOffset, src.byteLength);
   switch (dtype) {
     case "F32":
@@ -82,13 +85,27 @@ export function decodeFloats(dtype: FloatDtype, src: Uint8Array, count: number, 
       return;
     case "F16": {
       const table = halfTable();
-      for (let i = 0; i < count; i++) dst[dstOffset + i] = table[view.getUint16(i * 2, true)];
+      if (aligned16) {
+        const s16 = new Uint16Array(src.buffer, src.byteOffset, count);
+        for (let i = 0; i < count; i++) dst[dstOffset + i] = table[s16[i]];
+      } else {
+        for (let i = 0; i < count; i++) dst[dstOffset + i] = table[view.getUint16(i * 2, true)];
+      }
       return;
     }
     case "BF16": {
-      // bf16 is the upper half of an f32: widen bit-exactly through a shared u32 view.
-      const bits = new Uint32Array(dst.buffer, dst.byteOffset + dstOffset * 4, count);
-      for (let i = 0; i < count; i++) bits[i] = view.getUint16(i * 2, true) << 16;
+      // bf16 is the upper half of an f32: write it into the high 16 bits of each output word.
+      if (aligned16) {
+        const s16 = new Uint16Array(src.buffer, src.byteOffset, count);
+        const d16 = new Uint16Array(dst.buffer, dst.byteOffset + dstOffset * 4, count * 2);
+        for (let i = 0; i < count; i++) {
+          d16[2 * i] = 0;
+          d16[2 * i + 1] = s16[i];
+        }
+      } else {
+        const bits = new Uint32Array(dst.buffer, dst.byteOffset + dstOffset * 4, count);
+        for (let i = 0; i < count; i++) bits[i] = (view.getUint16(i * 2, true) << 16) >>> 0;
+      }
       return;
     }
   }
