@@ -42,7 +42,11 @@ export class SafetensorsCheckpoint {
     } else {
       shardNames = entries.filter((e) => e.startsWith("model") && e.endsWith(".safetensors")).sort();
       if (shardNames.length === 0) {
-        throw new SafetensorsError(`no safetensors weights in ${dir} (expected ${SINGLE_FILE} or ${INDEX_FILE})`, dir);
+        const bin = entries.some((e) => e.startsWith("pytorch_model") && e.endsWith(".bin"));
+        throw new SafetensorsError(
+          `no safetensors weights in ${dir} (expected ${SINGLE_FILE} or ${INDEX_FILE})${bin ? "; PyTorch .bin checkpoints are not supported" : ""}`,
+          dir,
+        );
       }
     }
 

@@ -152,6 +152,8 @@ test("sharded checkpoints follow the index and are cross-checked", async () => {
 test("a directory without weights is a clear error", async () => {
   await withTmp(async (dir) => {
     await assert.rejects(SafetensorsCheckpoint.open(dir), /no safetensors weights in/);
+    await writeFile(join(dir, "pytorch_model.bin"), new Uint8Array(4));
+    await assert.rejects(SafetensorsCheckpoint.open(dir), /PyTorch \.bin checkpoints are not supported/);
     await assert.rejects(SafetensorsCheckpoint.open(join(dir, "missing")), /cannot read checkpoint directory/);
   });
 });
