@@ -5,10 +5,12 @@
 //   GET  same                                       for LFS files a 302 to the "CDN" with X-Linked-Etag
 //                                                   (sha256) and X-Linked-Size
 //   GET  /cdn/{sha256}?sig=...                   -> LFS content (the CDN; Range supported)
+// A renamed repo answers 307 with a relative Location to its new name, like the Hub.
 // Errors carry X-Error-Code like the real Hub (RepoNotFound, RevisionNotFound, EntryNotFound, GatedRepo).
-// Switches let tests require a token, cut a connection (or stall) after N bytes once, corrupt content, ignore Range,
-// and every request is recorded. The CDN can be put on another host (127.0.0.2) to test that the token is
-// not sent there.
+// Switches let tests require a token, cut a connection (or stall) after N bytes once, corrupt content, ignore
+// Range, leave out X-Linked-Size; every request is recorded. The CDN is the same request handler on a second
+// listener: another port of 127.0.0.1 by default (another host for the Hub's rules, which compare host and
+// port), or 127.0.0.2 with `cdnOnOtherHost`.
 
 import { createHash } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -36,8 +38,10 @@ export interface FakeHubOptions {
   repos: FakeRepo[];
   /** The token that opens private and gated repos. */
   token?: string;
-  /** Put the CDN on 127.0.0.2 (another host) instead of the Hub's own host. */
+  /** Put the CDN on 127.0.0.2 instead of another port of 127.0.0.1. */
   cdnOnOtherHost?: boolean;
+  /** Old repo id -> current id: answered with a 307 to the new name. */
+  renamed?: Record<string, string>;
 }
 
 export interface RecordedRequest {
@@ -106,15 +110,19 @@ export class FakeHub {
   readonly corrupt = new Set<string>();
   /** Answer 200 with the whole file to Range requests. */
   ignoreRange = false;
+  /** Leave X-Linked-Size out of LFS redirects (the size must then come from elsewhere). */
+  omitLinkedSize = false;
 
   endpoint = "";
   cdnOrigin = "";
   private readonly repos = new Map<string, StoredRepo>();
   private readonly byBlob = new Map<string, StoredFile>();
   private readonly servers: Server[] = [];
+  private readonly renamed: Map<string, string>;
 
   private constructor(options: FakeHubOptions) {
     this.token = options.token;
+    this.renamed = new Map(Object.entries(options.renamed ?? {}));
     for (const spec of options.repos) this.addRepo(spec);
   }
 
@@ -124,13 +132,10 @@ export class FakeHub {
     const main = createServer(handler);
     hub.servers.push(main);
     hub.endpoint = `http://127.0.0.1:${await listen(main, "127.0.0.1")}`;
-    if (options.cdnOnOtherHost) {
-      const cdn = createServer(handler);
-      hub.servers.push(cdn);
-      hub.cdnOrigin = `http://127.0.0.2:${await listen(cdn, "127.0.0.2")}`;
-    } else {
-      hub.cdnOrigin = hub.endpoint;
-    }
+    const cdn = createServer(handler);
+    hub.servers.push(cdn);
+    const cdnHost = options.cdnOnOtherHost ? "127.0.0.2" : "127.0.0.1";
+    hub.cdnOrigin = `http://${cdnHost}:${await listen(cdn, cdnHost)}`;
     return hub;
   }
 
@@ -215,6 +220,17 @@ export class FakeHub {
     });
 
     const api = /^\/api\/models\/([^/]+\/[^/]+)\/revision\/(.+)$/.exec(url.pathname);
+    const resolve = /^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(url.pathname);
+    const oldId = api ? decodeURIComponent(api[1]) : resolve ? decodeURIComponent(resolve[1]) : undefined;
+    const newId = oldId !== undefined ? this.renamed.get(oldId) : undefined;
+    if (oldId !== undefined && newId !== undefined) {
+      record.kind = api ? "api" : "resolve";
+      const raw = req.url ?? "/";
+      const location = raw.replace(api ? `/api/models/${oldId}/` : `/${oldId}/`, api ? `/api/models/${newId}/` : `/${newId}/`);
+      res.writeHead(307, { location, "content-length": "0" });
+      res.end();
+      return;
+    }
     if (api) {
       record.kind = "api";
       this.handleApi(req, res, decodeURIComponent(api[1]), decodeURIComponent(api[2]), url.searchParams.get("blobs") === "true");
@@ -228,7 +244,6 @@ export class FakeHub {
       this.sendContent(req, res, file, { ETag: `"${file.sha256}"` });
       return;
     }
-    const resolve = /^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(url.pathname);
     if (resolve) {
       record.kind = "resolve";
       this.handleResolve(req, res, decodeURIComponent(resolve[1]), decodeURIComponent(resolve[2]), resolve[3].split("/").map(decodeURIComponent).join("/"));
@@ -309,7 +324,7 @@ export class FakeHub {
         location: `${this.cdnOrigin}/cdn/${file.sha256}?sig=signed-url`,
         "x-repo-commit": commit,
         "x-linked-etag": `"${file.sha256}"`,
-        "x-linked-size": String(file.content.length),
+        ...(this.omitLinkedSize ? {} : { "x-linked-size": String(file.content.length) }),
         etag: `"${file.gitSha1}"`,
         "content-length": "0",
       });

@@ -8,10 +8,10 @@
 //     snapshots/<commit>/<path>    relative symlink to ../../blobs/<etag> (one more ../ per sub-folder)
 //     refs/<revision>              the commit hash the branch/tag pointed to, no trailing newline
 //     .no_exist/<commit>/<path>    empty marker: the file does not exist at that commit
-//
-// rerankd adds one folder that huggingface_hub's cache scanner ignores (it only reads refs/ and snapshots/):
-//     .rerankd/listings/<commit>.json  the repo's file list at that (immutable) commit, so a commit-hash
-//                                      revision can be served from the cache without any request.
+//     trees/<commit>.json          the repo's file list at that (immutable) commit, huggingface_hub >= 1.x's
+//                                  tree cache (_tree_cache.py, format_version 1): a commit-hash revision whose
+//                                  files are all cached needs no request, and offline mode can tell a partial
+//                                  snapshot from a complete one.
 
 import { lstat, mkdir, readFile, readdir, rename, stat, symlink, unlink, writeFile } from "node:fs/promises";
 import { dirname, join, relative, resolve, sep } from "node:path";
@@ -81,8 +81,9 @@ export class RepoCache {
     return join(this.storage, ".no_exist", commit, ...path.split("/"));
   }
 
-  listingPath(commit: string): string {
-    return join(this.storage, ".rerankd", "listings", `${commit}.json`);
+  treeCachePath(commit: string): string {
+    if (!COMMIT_HASH_RE.test(commit)) throw new Error(`not a commit hash: ${JSON.stringify(commit)}`);
+    return join(this.storage, "trees", `${commit}.json`);
   }
 
   /** The commit a branch/tag pointed to when last resolved, or undefined. Commit hashes resolve to themselves. */

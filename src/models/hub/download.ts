@@ -33,6 +33,7 @@ import {
   type FetchLike,
   hubRequest,
   isNetworkFailure,
+  isSameOrHubHost,
   networkErrorCode,
   resolveUrl,
 } from "./http.js";
@@ -80,7 +81,8 @@ export interface FileMetadata {
   commit: string;
   /** Normalised etag: the blob's file name. */
   etag: string;
-  size: number;
+  /** Size announced by the Hub; undefined when it gave none (the GET answer will tell). */
+  size: number | undefined;
   /** Where to GET the content (the CDN for LFS files, else the resolve URL). */
   location: string;
   /** The resolve URL the metadata came from. */
@@ -124,7 +126,7 @@ export async function getFileMetadata(
     result = await hubRequest(url, {
       method: "HEAD",
       headers,
-      redirects: "relative",
+      redirects: "hub",
       signal: signalFor(ctx, ctx.config.metadataTimeoutMs),
       fetch: ctx.fetch,
     });
@@ -155,7 +157,8 @@ export async function getFileMetadata(
 
   const commit = h.get("x-repo-commit");
   const etag = normalizeEtag(h.get("x-linked-etag") ?? h.get("etag"));
-  const sizeHeader = h.get("x-linked-size") ?? h.get("content-length");
+  // As get_hf_file_metadata: X-Linked-Size, else Content-Length unless this is a redirect (whose body it measures).
+  const sizeHeader = h.get("x-linked-size") ?? (isRedirect ? null : h.get("content-length"));
   const size = sizeHeader !== null && /^\d+$/.test(sizeHeader.trim()) ? Number(sizeHeader.trim()) : undefined;
   const where = `"${path}" of ${repo}@${revision}`;
   if (!commit || !isCommitHash(commit)) {
@@ -169,9 +172,6 @@ export async function getFileMetadata(
   }
   if (etag === undefined || etag.includes("/") || etag.includes("\\") || etag === "." || etag === "..") {
     throw new HubHttpError(`The Hub gave no usable ETag for ${where}`, response.status, url, { repo, file: path });
-  }
-  if (size === undefined) {
-    throw new HubHttpError(`The Hub gave no file size for ${where}`, response.status, url, { repo, file: path });
   }
   const location = isRedirect ? new URL(h.get("location") as string, result.url).toString() : result.url;
   return { commit, etag, size, location, url };
@@ -288,9 +288,10 @@ async function warnIfLowOnSpace(ctx: HubContext, dir: string, needed: number, fi
   }
 }
 
-function diskFullError(error: unknown, repo: string, file: string, path: string, size: number): HubDiskFullError {
+function diskFullError(error: unknown, repo: string, file: string, path: string, size: number | undefined): HubDiskFullError {
+  const bytes = size !== undefined ? ` (${size} bytes)` : "";
   return new HubDiskFullError(
-    `No space left on the device while downloading "${file}" of ${repo} (${size} bytes) into ${dirname(path)}: ` +
+    `No space left on the device while downloading "${file}" of ${repo}${bytes} into ${dirname(path)}: ` +
       "free some space or set HF_HUB_CACHE to a folder on a larger disk. The partial file was removed.",
     path,
     { repo, file, cause: error },
@@ -307,155 +308,16 @@ export async function downloadBlob(ctx: HubContext, cache: RepoCache, job: BlobD
   await withBlobLock(blob, async () => {
     if (await cache.hasBlob(job.meta.etag)) return;
     const incomplete = cache.incompletePath(job.meta.etag);
-    const { size } = job.meta;
     await mkdir(dirname(blob), { recursive: true });
     let fh: FileHandle | undefined;
+    let size = job.meta.size;
     try {
       fh = await open(incomplete, "a+");
-      const writer = new BlobWriter(fh);
-      let have = (await fh.stat()).size;
-      if (have > size) {
-        await fh.truncate(0);
-        have = 0;
-      }
-      writer.written = have;
-      let hash = job.sha256 !== undefined ? createHash("sha256") : undefined;
-      if (hash && have > 0) await hashPrefix(fh, have, hash);
-      ctx.progress.update(job.file, have, size);
-      if (have < size) await warnIfLowOnSpace(ctx, dirname(blob), size - have, job.file);
-
-      // Same rule as huggingface_hub: no Authorization to another host (a CDN URL is pre-signed).
-      const sameHost = new URL(job.meta.location).host === new URL(job.meta.url).host;
-      const headers = baseHeaders(sameHost ? ctx.config.token : undefined, ctx.config.userAgent);
-      headers["accept-encoding"] = "identity";
-
-      let retriesLeft = ctx.maxRetries;
-      let totalRetries = 0;
-      let useRange = true;
-      while (writer.written < size) {
-        throwIfAborted(ctx);
-        const offset = writer.written;
-        const requestHeaders = { ...headers };
-        if (offset > 0 && useRange) requestHeaders.range = `bytes=${offset}-`;
-        const controller = new AbortController();
-        const signal = ctx.signal ? AbortSignal.any([ctx.signal, controller.signal]) : controller.signal;
-        const idleMs = ctx.config.downloadIdleTimeoutMs;
-        const onIdle = (): void => controller.abort(new IdleTimeoutError(idleMs));
-        let timer = setTimeout(onIdle, idleMs);
-        const armTimer = (): void => {
-          clearTimeout(timer);
-          timer = setTimeout(onIdle, idleMs);
-        };
-        try {
-          let response: Response;
-          try {
-            ({ response } = await hubRequest(job.meta.location, {
-              method: "GET",
-              headers: requestHeaders,
-              redirects: "all",
-              signal,
-              fetch: ctx.fetch,
-            }));
-          } catch (error) {
-            throw toNetworkError(controller.signal.reason ?? error, ctx, `"${job.file}" of ${job.repo}`, job.repo);
-          }
-          if (response.status === 416 && offset > 0) {
-            // The range is not satisfiable: our partial file does not match the server's; start over.
-            await response.body?.cancel().catch(() => undefined);
-            await writer.truncate();
-            hash = job.sha256 !== undefined ? createHash("sha256") : undefined;
-            useRange = false;
-            ctx.progress.update(job.file, 0, size);
-            continue;
-          }
-          if (!response.ok) {
-            throw await errorFromResponse(response, {
-              repo: job.repo,
-              revision: job.meta.commit,
-              file: job.file,
-              url: job.meta.url,
-              tokenSent: sameHost && ctx.config.token !== undefined,
-              endpoint: ctx.config.endpoint,
-            });
-          }
-          if (offset > 0) {
-            const range = response.headers.get("content-range");
-            const start = response.status === 206 && range ? /^bytes (\d+)-/.exec(range)?.[1] : undefined;
-            if (start === undefined || Number(start) !== offset) {
-              // The server ignored Range (200) or answered another range: restart from byte 0.
-              if (response.status === 206) {
-                await response.body?.cancel().catch(() => undefined);
-                useRange = false;
-              }
-              await writer.truncate();
-              hash = job.sha256 !== undefined ? createHash("sha256") : undefined;
-              ctx.progress.update(job.file, 0, size);
-              if (response.status === 206) continue;
-            }
-          }
-          if (response.body === null) throw new TypeError("terminated");
-          const reader = response.body.getReader();
-          let finished = false;
-          armTimer();
-          try {
-            for (;;) {
-              const { done, value } = await reader.read();
-              if (done) {
-                finished = true;
-                break;
-              }
-              armTimer();
-              if (writer.received + value.byteLength > size) {
-                throw new HubIntegrityError(
-                  `"${job.file}" of ${job.repo} is larger than the ${size} bytes the Hub announced; the partial file was removed`,
-                  "size",
-                  String(size),
-                  `more than ${size}`,
-                  { repo: job.repo, file: job.file },
-                );
-              }
-              hash?.update(value);
-              await writer.push(value);
-              // Progress was made: the retry budget is per stall, as in huggingface_hub's http_get (with a cap).
-              if (totalRetries < MAX_TOTAL_RETRIES) retriesLeft = ctx.maxRetries;
-              ctx.progress.update(job.file, writer.received, size);
-            }
-          } finally {
-            // On an error, release the connection instead of leaving the body half-read.
-            if (!finished) await reader.cancel().catch(() => undefined);
-            reader.releaseLock();
-            await writer.flush();
-          }
-          ctx.progress.update(job.file, writer.written, size);
-          if (writer.written < size) throw new TypeError("terminated");
-        } catch (error) {
-          await writer.flush().catch(() => undefined);
-          const reason = controller.signal.aborted ? controller.signal.reason : error;
-          if (error instanceof HubError && !(error instanceof HubNetworkError)) throw error;
-          if (isErrno(error, "ENOSPC", "EDQUOT")) throw error;
-          const retryable =
-            !ctx.signal?.aborted &&
-            (error instanceof HubNetworkError || isNetworkFailure(reason) || reason instanceof IdleTimeoutError);
-          if (!retryable) throw error;
-          if (retriesLeft <= 0) {
-            throw new HubNetworkError(
-              `Download of "${job.file}" of ${job.repo} failed: ${describeNetworkFailure(reason)} ` +
-                `(${writer.written} of ${size} bytes kept in ${incomplete}; run again to resume)`,
-              networkErrorCode(reason) ?? (reason instanceof IdleTimeoutError ? "ETIMEDOUT" : undefined),
-              { repo: job.repo, file: job.file, cause: reason },
-            );
-          }
-          retriesLeft--;
-          totalRetries++;
-          await sleep(ctx.retryDelayMs, undefined, ctx.signal ? { signal: ctx.signal } : undefined);
-        } finally {
-          clearTimeout(timer);
-        }
-      }
-
+      const state = await transfer(ctx, job, fh, incomplete);
+      size = state.size;
       // Verify before publishing the blob.
       const onDisk = (await fh.stat()).size;
-      if (onDisk !== size) {
+      if (size !== undefined && onDisk !== size) {
         throw new HubIntegrityError(
           `"${job.file}" of ${job.repo} has ${onDisk} bytes but the Hub announced ${size}; the partial file was removed`,
           "size",
@@ -464,8 +326,8 @@ export async function downloadBlob(ctx: HubContext, cache: RepoCache, job: BlobD
           { repo: job.repo, file: job.file },
         );
       }
-      if (hash && job.sha256 !== undefined) {
-        const actual = hash.digest("hex");
+      if (state.hash && job.sha256 !== undefined) {
+        const actual = state.hash.digest("hex");
         if (actual !== job.sha256) {
           throw new HubIntegrityError(
             `Checksum mismatch for "${job.file}" of ${job.repo}: sha256 ${actual}, expected ${job.sha256}; ` +
@@ -489,6 +351,176 @@ export async function downloadBlob(ctx: HubContext, cache: RepoCache, job: BlobD
       throw error;
     }
   });
+}
+
+/** Total length of the file from a GET answer: Content-Range's total, else Content-Length (+ offset for 206). */
+function lengthFromResponse(response: Response, offset: number): number | undefined {
+  const encoding = (response.headers.get("content-encoding") ?? "identity").toLowerCase();
+  if (encoding !== "identity") return undefined; // the body is decoded: Content-Length is not the file's
+  const range = response.headers.get("content-range");
+  const total = range ? /\/(\d+)\s*$/.exec(range)?.[1] : undefined;
+  if (total !== undefined) return Number(total);
+  const length = response.headers.get("content-length");
+  if (length === null || !/^\d+$/.test(length.trim())) return undefined;
+  return Number(length.trim()) + (response.status === 206 ? offset : 0);
+}
+
+interface TransferResult {
+  size: number | undefined;
+  hash: Hash | undefined;
+}
+
+/** Fill the .incomplete file (opened "a+") up to the file's size, resuming and retrying as http_get does. */
+async function transfer(ctx: HubContext, job: BlobDownload, fh: FileHandle, incomplete: string): Promise<TransferResult> {
+  let size = job.meta.size;
+  const writer = new BlobWriter(fh);
+  const newHash = (): Hash | undefined => (job.sha256 !== undefined ? createHash("sha256") : undefined);
+  let have = (await fh.stat()).size;
+  if (size !== undefined && have > size) {
+    await fh.truncate(0);
+    have = 0;
+  }
+  writer.written = have;
+  let hash = newHash();
+  // The sha256 must cover the whole file: re-hash what an earlier attempt left.
+  if (hash && have > 0) await hashPrefix(fh, have, hash);
+  ctx.progress.update(job.file, have, size);
+  if (size !== undefined && have < size) await warnIfLowOnSpace(ctx, dirname(incomplete), size - have, job.file);
+  const restart = async (): Promise<void> => {
+    await writer.truncate();
+    hash = newHash();
+    ctx.progress.update(job.file, 0, size);
+  };
+
+  // Same rule as huggingface_hub: no Authorization off the Hub (a CDN URL is pre-signed).
+  const trusted = isSameOrHubHost(job.meta.url, job.meta.location);
+  const headers = baseHeaders(trusted ? ctx.config.token : undefined, ctx.config.userAgent);
+  headers["accept-encoding"] = "identity";
+
+  let retriesLeft = ctx.maxRetries;
+  let totalRetries = 0;
+  let useRange = true;
+  // With an unknown size, one complete answer ends the transfer.
+  let complete = size !== undefined && writer.written >= size;
+  while (!complete) {
+    throwIfAborted(ctx);
+    const offset = writer.written;
+    const requestHeaders = { ...headers };
+    if (offset > 0 && useRange) requestHeaders.range = `bytes=${offset}-`;
+    const controller = new AbortController();
+    const signal = ctx.signal ? AbortSignal.any([ctx.signal, controller.signal]) : controller.signal;
+    const idleMs = ctx.config.downloadIdleTimeoutMs;
+    const onIdle = (): void => controller.abort(new IdleTimeoutError(idleMs));
+    let timer = setTimeout(onIdle, idleMs);
+    const armTimer = (): void => {
+      clearTimeout(timer);
+      timer = setTimeout(onIdle, idleMs);
+    };
+    try {
+      let response: Response;
+      try {
+        ({ response } = await hubRequest(job.meta.location, {
+          method: "GET",
+          headers: requestHeaders,
+          redirects: "all",
+          signal,
+          fetch: ctx.fetch,
+        }));
+      } catch (error) {
+        throw toNetworkError(controller.signal.reason ?? error, ctx, `"${job.file}" of ${job.repo}`, job.repo);
+      }
+      if (response.status === 416 && offset > 0) {
+        // The range is not satisfiable: our partial file does not match the server's file; start over.
+        await response.body?.cancel().catch(() => undefined);
+        await restart();
+        useRange = false;
+        continue;
+      }
+      if (!response.ok) {
+        throw await errorFromResponse(response, {
+          repo: job.repo,
+          revision: job.meta.commit,
+          file: job.file,
+          url: job.meta.url,
+          tokenSent: trusted && ctx.config.token !== undefined,
+          endpoint: ctx.config.endpoint,
+        });
+      }
+      if (offset > 0) {
+        const range = response.headers.get("content-range");
+        const start = response.status === 206 && range ? /^bytes (\d+)-/.exec(range)?.[1] : undefined;
+        if (start === undefined || Number(start) !== offset) {
+          // The server ignored Range (200: its body is the whole file) or sent another range: start over.
+          await restart();
+          if (response.status === 206) {
+            await response.body?.cancel().catch(() => undefined);
+            useRange = false;
+            continue;
+          }
+        }
+      }
+      size ??= lengthFromResponse(response, writer.written);
+      if (response.body === null) throw new TypeError("terminated");
+      const reader = response.body.getReader();
+      let finished = false;
+      armTimer();
+      try {
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) {
+            finished = true;
+            break;
+          }
+          armTimer();
+          if (size !== undefined && writer.received + value.byteLength > size) {
+            throw new HubIntegrityError(
+              `"${job.file}" of ${job.repo} is larger than the ${size} bytes the Hub announced; the partial file was removed`,
+              "size",
+              String(size),
+              `more than ${size}`,
+              { repo: job.repo, file: job.file },
+            );
+          }
+          hash?.update(value);
+          await writer.push(value);
+          // Progress was made: the retry budget is per stall, as in huggingface_hub's http_get (with a cap).
+          if (totalRetries < MAX_TOTAL_RETRIES) retriesLeft = ctx.maxRetries;
+          ctx.progress.update(job.file, writer.received, size);
+        }
+      } finally {
+        // On an error, release the connection instead of leaving the body half-read.
+        if (!finished) await reader.cancel().catch(() => undefined);
+        reader.releaseLock();
+        await writer.flush();
+      }
+      ctx.progress.update(job.file, writer.written, size);
+      if (size !== undefined && writer.written < size) throw new TypeError("terminated");
+      complete = true;
+    } catch (error) {
+      await writer.flush().catch(() => undefined);
+      const reason = controller.signal.aborted ? controller.signal.reason : error;
+      if (error instanceof HubError && !(error instanceof HubNetworkError)) throw error;
+      if (isErrno(error, "ENOSPC", "EDQUOT")) throw error;
+      const retryable =
+        !ctx.signal?.aborted &&
+        (error instanceof HubNetworkError || isNetworkFailure(reason) || reason instanceof IdleTimeoutError);
+      if (!retryable) throw error;
+      if (retriesLeft <= 0) {
+        throw new HubNetworkError(
+          `Download of "${job.file}" of ${job.repo} failed: ${describeNetworkFailure(reason)} ` +
+            `(${writer.written}${size !== undefined ? ` of ${size}` : ""} bytes kept in ${incomplete}; run again to resume)`,
+          networkErrorCode(reason) ?? (reason instanceof IdleTimeoutError ? "ETIMEDOUT" : undefined),
+          { repo: job.repo, file: job.file, cause: reason },
+        );
+      }
+      retriesLeft--;
+      totalRetries++;
+      await sleep(ctx.retryDelayMs, undefined, ctx.signal ? { signal: ctx.signal } : undefined);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+  return { size, hash };
 }
 
 /** The sha256 a file must have: the Hub's LFS metadata if given, else its etag when that is a sha256. */

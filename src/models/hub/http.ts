@@ -1,7 +1,10 @@
 // Minimal HTTP layer over Node's fetch (undici) with the Hub's conventions (huggingface_hub utils/_http.py):
-// - redirects are handled here, never by fetch: metadata requests follow only relative redirects (a renamed
-//   repo) and stop at an absolute one (the CDN), downloads follow all of them; the Authorization header is
-//   dropped as soon as a request goes to another host than the one it was first sent to;
+// - redirects are handled here, never by fetch. Metadata requests (HEAD /resolve, the API) follow a redirect
+//   only when it stays on the Hub: a relative Location, the same host, or a Hub host (huggingface.co, hf.co,
+//   hub-ci.huggingface.co); they stop at any other host (the CDN), whose Location and headers are the file's
+//   metadata. Downloads follow every redirect;
+// - the Authorization header only goes to the host it was first sent to (host = name and port, stricter than
+//   huggingface_hub's name-only comparison) or to a Hub host: never to a CDN or storage host;
 // - error answers are classified with X-Error-Code (RepoNotFound, RevisionNotFound, EntryNotFound,
 //   GatedRepo) and the status, into the HubError hierarchy; messages never carry the token.
 
@@ -15,13 +18,23 @@ import {
 
 export type FetchLike = (input: string, init: RequestInit) => Promise<Response>;
 
-const MAX_REDIRECTS = 10;
+const MAX_REDIRECTS = 20;
+
+/** huggingface_hub's HF_URL_HOSTS without the endpoint's own host (that one is "the same host"). */
+export const HUB_HOSTNAMES: ReadonlySet<string> = new Set(["huggingface.co", "hf.co", "hub-ci.huggingface.co"]);
+
+/** Whether `target` is on the same host as `origin` (name and port) or on a Hub host. */
+export function isSameOrHubHost(origin: string, target: string): boolean {
+  const a = new URL(origin);
+  const b = new URL(target);
+  return a.host.toLowerCase() === b.host.toLowerCase() || (b.protocol === "https:" && HUB_HOSTNAMES.has(b.hostname.toLowerCase()));
+}
 
 export interface HubRequestOptions {
   method: "GET" | "HEAD";
   headers: Record<string, string>;
-  /** "relative": follow only Location headers without a host; "all": follow every redirect. */
-  redirects: "relative" | "all";
+  /** "hub": follow only redirects that stay on the Hub (see above); "all": follow every redirect. */
+  redirects: "hub" | "all";
   signal?: AbortSignal;
   fetch: FetchLike;
 }
@@ -32,10 +45,6 @@ export interface HubResponse {
   url: string;
 }
 
-function isAbsoluteLocation(location: string): boolean {
-  return /^[a-z][a-z0-9+.-]*:/i.test(location) || location.startsWith("//");
-}
-
 function withoutAuthorization(headers: Record<string, string>): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(headers)) if (k.toLowerCase() !== "authorization") out[k] = v;
@@ -44,7 +53,6 @@ function withoutAuthorization(headers: Record<string, string>): Record<string, s
 
 /** Perform a request, handling redirects as described in the module comment. */
 export async function hubRequest(url: string, options: HubRequestOptions): Promise<HubResponse> {
-  const originHost = new URL(url).host;
   let current = url;
   let headers = options.headers;
   for (let hop = 0; ; hop++) {
@@ -56,14 +64,15 @@ export async function hubRequest(url: string, options: HubRequestOptions): Promi
     });
     const location = response.headers.get("location");
     if (response.status < 300 || response.status > 399 || location === null) return { response, url: current };
-    if (options.redirects === "relative" && isAbsoluteLocation(location)) return { response, url: current };
+    const next = new URL(location, current).toString();
+    const staysOnHub = isSameOrHubHost(url, next);
+    if (options.redirects === "hub" && !staysOnHub) return { response, url: current };
     await response.body?.cancel().catch(() => undefined);
     if (hop >= MAX_REDIRECTS) {
       throw new HubHttpError(`Too many redirects while fetching ${url}`, response.status, url);
     }
-    const next = new URL(location, current);
-    if (next.host !== originHost) headers = withoutAuthorization(headers);
-    current = next.toString();
+    if (!staysOnHub) headers = withoutAuthorization(headers);
+    current = next;
   }
 }
 

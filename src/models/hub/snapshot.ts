@@ -1,20 +1,22 @@
 // Download the files of a Hub repository that match some patterns, as huggingface_hub's snapshot_download:
-//   GET {endpoint}/api/models/{repo}/revision/{revision}?blobs=true  -> commit (`sha`) and file list
-//   refs/<revision> <- commit; then every matching file is fetched at that commit (hf_hub_download with
-//   revision=commit: nothing is requested for a file whose snapshot pointer exists).
+//   GET {endpoint}/api/models/{repo}/revision/{revision}?blobs=true  -> commit (`sha`) and file list,
+//   kept in trees/<commit>.json (huggingface_hub's tree cache); refs/<revision> <- commit; then every matching
+//   file is fetched at that commit (hf_hub_download with revision=commit: nothing is requested for a file
+//   whose snapshot pointer exists).
+// A commit-hash revision skips the API call when the commit's tree listing is cached, so a fully cached
+// commit needs no request at all (as huggingface_hub >= 1.x).
 // Patterns are Unix shell wildcards matched like Python's fnmatch (case-sensitive, `*` also matches `/`;
 // a pattern ending with `/` matches everything under that folder).
-// A commit-hash revision is answered from the cache without any request when rerankd has recorded that
-// commit's file list (.rerankd/listings/<commit>.json) and every matching file is in the snapshot.
 
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 
-import { RepoCache } from "./cache.js";
+import { RepoCache, SHA256_RE } from "./cache.js";
 import {
   canFallBackToCache,
   downloadBlob,
   expectedSha256,
+  type FileMetadata,
   getFileMetadata,
   type HubClientOptions,
   type HubContext,
@@ -156,7 +158,7 @@ export async function fetchRepoInfo(ctx: HubContext, repo: string, revision: str
     ({ response } = await hubRequest(url, {
       method: "GET",
       headers: { ...baseHeaders(ctx.config.token, ctx.config.userAgent), accept: "application/json" },
-      redirects: "relative",
+      redirects: "hub",
       signal: ctx.signal
         ? AbortSignal.any([ctx.signal, AbortSignal.timeout(ctx.config.metadataTimeoutMs)])
         : AbortSignal.timeout(ctx.config.metadataTimeoutMs),
@@ -185,26 +187,58 @@ export async function fetchRepoInfo(ctx: HubContext, repo: string, revision: str
   return parseRepoInfo(data, url, repo);
 }
 
-async function writeListing(cache: RepoCache, info: RepoInfo): Promise<void> {
+const TREE_CACHE_FORMAT_VERSION = 1;
+
+/** Write trees/<commit>.json in huggingface_hub's format, when the file list has what that format requires. */
+async function writeTreeCache(cache: RepoCache, info: RepoInfo): Promise<void> {
+  const files: Record<string, Record<string, string | number>> = {};
+  for (const s of [...info.siblings].sort((a, b) => (a.rfilename < b.rfilename ? -1 : a.rfilename > b.rfilename ? 1 : 0))) {
+    if (s.size === undefined || s.blobId === undefined) return; // Python would reject the file: write nothing
+    files[s.rfilename] = {
+      size: s.size,
+      blob_id: s.blobId,
+      ...(s.lfs ? { lfs_sha256: s.lfs.sha256, lfs_size: s.lfs.size } : {}),
+    };
+  }
   try {
-    const path = cache.listingPath(info.sha);
+    const path = cache.treeCachePath(info.sha);
     await mkdir(dirname(path), { recursive: true });
-    const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
-    await writeFile(tmp, JSON.stringify({ repo: cache.repo, sha: info.sha, siblings: info.siblings }));
+    const tmp = `${path}.${process.pid}-${Math.random().toString(36).slice(2)}.tmp`;
+    await writeFile(tmp, JSON.stringify({ format_version: TREE_CACHE_FORMAT_VERSION, files }, null, 1));
     await rename(tmp, path);
   } catch {
-    // only an optimisation
+    // only an optimisation, as in huggingface_hub
   }
 }
 
-async function readListing(cache: RepoCache, commit: string): Promise<RepoInfo | undefined> {
+/** Read trees/<commit>.json (written by rerankd or huggingface_hub); undefined when absent or not understood. */
+export async function readTreeCache(cache: RepoCache, commit: string): Promise<RepoInfo | undefined> {
+  let data: unknown;
   try {
-    const data: unknown = JSON.parse(await readFile(cache.listingPath(commit), "utf8"));
-    const info = parseRepoInfo(data, cache.listingPath(commit), cache.repo);
-    return info.sha === commit ? info : undefined;
+    data = JSON.parse(await readFile(cache.treeCachePath(commit), "utf8"));
   } catch {
     return undefined;
   }
+  if (typeof data !== "object" || data === null) return undefined;
+  const obj = data as { format_version?: unknown; files?: unknown };
+  if (obj.format_version !== TREE_CACHE_FORMAT_VERSION || typeof obj.files !== "object" || obj.files === null) return undefined;
+  const siblings: RepoSibling[] = [];
+  for (const [path, value] of Object.entries(obj.files as Record<string, unknown>)) {
+    if (typeof value !== "object" || value === null) return undefined;
+    const e = value as { size?: unknown; blob_id?: unknown; lfs_sha256?: unknown; lfs_size?: unknown };
+    if (typeof e.size !== "number" || typeof e.blob_id !== "string") return undefined;
+    try {
+      validateRepoFilePath(path);
+    } catch {
+      return undefined;
+    }
+    const sibling: RepoSibling = { rfilename: path, size: e.size, blobId: e.blob_id };
+    if (typeof e.lfs_sha256 === "string") {
+      sibling.lfs = { sha256: e.lfs_sha256.toLowerCase(), size: typeof e.lfs_size === "number" ? e.lfs_size : e.size };
+    }
+    siblings.push(sibling);
+  }
+  return { sha: commit, siblings };
 }
 
 // ------------------------------------------------------------------------------------------ snapshot
@@ -239,7 +273,7 @@ export interface SnapshotResult {
 interface CachedSnapshot {
   commit: string;
   files: string[];
-  /** Matching files the recorded file list has but the snapshot lacks; undefined when no list is recorded. */
+  /** Matching files the cached tree listing has but the snapshot lacks; undefined without a tree listing. */
   missing: string[] | undefined;
 }
 
@@ -251,7 +285,7 @@ async function cachedSnapshot(
 ): Promise<CachedSnapshot | undefined> {
   const commit = await cache.resolveRevision(revision);
   if (commit === undefined || !(await cache.hasSnapshot(commit))) return undefined;
-  const listing = await readListing(cache, commit);
+  const listing = await readTreeCache(cache, commit);
   if (listing) {
     const wanted = filterRepoFiles(listing.siblings.map((s) => s.rfilename), allow, ignore).sort();
     const present: string[] = [];
@@ -300,12 +334,6 @@ async function snapshotDownloadInner(ctx: HubContext, repo: string, options: Sna
     ...(warning !== undefined ? { warning } : {}),
   });
 
-  // A commit is immutable: with its file list recorded and every matching file present, nothing to ask.
-  if (isCommitHash(revision)) {
-    const c = await cachedSnapshot(cache, revision, allow, ignore);
-    if (c && c.missing !== undefined && c.missing.length === 0 && c.files.length > 0) return fromCache(c);
-  }
-
   if (ctx.config.offline) {
     const c = await cachedSnapshot(cache, revision, allow, ignore);
     const why = "offline mode is on (HF_HUB_OFFLINE)";
@@ -315,7 +343,7 @@ async function snapshotDownloadInner(ctx: HubContext, repo: string, options: Sna
     }
     if (c.missing !== undefined && c.missing.length > 0) {
       throw new HubOfflineError(
-        `The cached snapshot of ${label} lacks ${c.missing.join(", ")} and ${why}: ${todo}.`,
+        `The cached snapshot of ${label} is incomplete (missing ${c.missing.join(", ")}) and ${why}: ${todo}.`,
         { repo, file: c.missing[0] },
       );
     }
@@ -328,17 +356,32 @@ async function snapshotDownloadInner(ctx: HubContext, repo: string, options: Sna
     return fromCache(c);
   }
 
-  let info: RepoInfo;
-  try {
-    info = await fetchRepoInfo(ctx, repo, revision);
-  } catch (error) {
-    if (!canFallBackToCache(error)) throw error;
-    const c = await cachedSnapshot(cache, revision, allow, ignore);
-    if (c && c.files.length > 0 && (c.missing === undefined || c.missing.length === 0)) {
-      return fromCache(c, (error as Error).message);
+  // A commit is immutable, and so is its file list: with the tree listing cached, no API call is needed
+  // (and no request at all when every matching file is already in the snapshot).
+  let info = isCommitHash(revision) ? await readTreeCache(cache, revision) : undefined;
+  const listedFromCache = info !== undefined;
+  if (info === undefined) {
+    try {
+      info = await fetchRepoInfo(ctx, repo, revision);
+    } catch (error) {
+      if (!canFallBackToCache(error)) throw error;
+      const c = await cachedSnapshot(cache, revision, allow, ignore);
+      if (c && c.files.length > 0 && (c.missing === undefined || c.missing.length === 0)) {
+        return fromCache(c, (error as Error).message);
+      }
+      if (error instanceof HubNetworkError) {
+        if (c?.missing !== undefined && c.missing.length > 0) {
+          throw new HubNetworkError(
+            `${error.message}. The cached snapshot of ${label} is incomplete (missing ${c.missing.join(", ")}): ` +
+              "run again with network access to complete it.",
+            error.code,
+            { repo, cause: error.cause },
+          );
+        }
+        throw networkAndNotCached(error, repo, revision, ctx.config.cacheDir);
+      }
+      throw error;
     }
-    if (error instanceof HubNetworkError) throw networkAndNotCached(error, repo, revision, ctx.config.cacheDir);
-    throw error;
   }
 
   const commit = info.sha;
@@ -355,7 +398,7 @@ async function snapshotDownloadInner(ctx: HubContext, repo: string, options: Sna
 
   await mkdir(cache.snapshotDir(commit), { recursive: true });
   await cache.writeRef(revision, commit);
-  await writeListing(cache, info);
+  if (!listedFromCache) await writeTreeCache(cache, info);
 
   const siblings = new Map(info.siblings.map((s) => [s.rfilename, s]));
   const todo: string[] = [];
@@ -367,9 +410,10 @@ async function snapshotDownloadInner(ctx: HubContext, repo: string, options: Sna
     path: cache.snapshotDir(commit),
     files: wanted,
     downloaded: [],
-    source: "network",
+    source: listedFromCache ? "cache" : "network",
   };
   if (todo.length === 0) return result;
+  result.source = "network";
 
   const sizes = todo.map((f) => siblings.get(f)?.lfs?.size ?? siblings.get(f)?.size);
   const totalBytes = sizes.every((s) => s !== undefined) ? sizes.reduce<number>((a, b) => a + (b ?? 0), 0) : undefined;
@@ -420,7 +464,7 @@ async function fetchSnapshotFile(
   }
   const lfs = sibling?.lfs;
   const announced = lfs?.size ?? sibling?.size;
-  if (announced !== undefined && announced !== meta.size) {
+  if (announced !== undefined && meta.size !== undefined && announced !== meta.size) {
     throw new HubIntegrityError(
       `The Hub's metadata for "${file}" of ${repo} disagree: ${announced} bytes in the file list, ${meta.size} in the file's headers`,
       "metadata",
@@ -429,7 +473,7 @@ async function fetchSnapshotFile(
       { repo, file },
     );
   }
-  if (lfs && /^[0-9a-f]{64}$/.test(meta.etag) && meta.etag !== lfs.sha256) {
+  if (lfs && SHA256_RE.test(meta.etag) && meta.etag !== lfs.sha256) {
     throw new HubIntegrityError(
       `The Hub's metadata for "${file}" of ${repo} disagree: sha256 ${lfs.sha256} in the file list, ${meta.etag} in the file's headers`,
       "metadata",
@@ -438,9 +482,11 @@ async function fetchSnapshotFile(
       { repo, file },
     );
   }
+  // A size missing from the headers is taken from the file list (huggingface_hub's tree metadata).
+  const sized: FileMetadata = { ...meta, size: meta.size ?? announced };
   let downloaded = false;
   if (!(await cache.hasBlob(meta.etag))) {
-    await downloadBlob(ctx, cache, { repo, file, meta, sha256: expectedSha256(meta.etag, lfs?.sha256) });
+    await downloadBlob(ctx, cache, { repo, file, meta: sized, sha256: expectedSha256(meta.etag, lfs?.sha256) });
     downloaded = true;
   }
   await cache.linkPointer(commit, file, meta.etag);

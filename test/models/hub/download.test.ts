@@ -51,11 +51,19 @@ interface Env {
   env: Record<string, string>;
 }
 
-async function makeEnv(options: { cdnOnOtherHost?: boolean; access?: "public" | "private" | "gated"; token?: string } = {}): Promise<Env> {
+interface EnvOptions {
+  cdnOnOtherHost?: boolean;
+  access?: "public" | "private" | "gated";
+  token?: string;
+  renamed?: Record<string, string>;
+}
+
+async function makeEnv(options: EnvOptions = {}): Promise<Env> {
   const hub = await FakeHub.start({
     repos: [{ id: REPO, files: FILES, access: options.access ?? "public" }],
     token: "hf_secret_test_token_123",
     cdnOnOtherHost: options.cdnOnOtherHost,
+    renamed: options.renamed,
   });
   const cacheDir = await mkdtemp(join(tmpdir(), "rerankd-hub-"));
   const env: Record<string, string> = {
@@ -162,13 +170,50 @@ describe("snapshotDownload against a fake Hub", () => {
     assert.equal(pinned.path, again.path);
   });
 
-  test("a cache written by Python (no rerankd file list) is reused with one API request and no file request", async () => {
+  test("the commit's file list is kept in huggingface_hub's tree cache, trees/<commit>.json", async () => {
+    const commit = t.hub.commitOf(REPO);
     await snapshotDownload(REPO, { env: t.env });
-    await rm(join(storage(t.cacheDir), ".rerankd"), { recursive: true });
+    const tree = JSON.parse(await readFile(join(storage(t.cacheDir), "trees", `${commit}.json`), "utf8"));
+    assert.equal(tree.format_version, 1);
+    assert.deepEqual(Object.keys(tree.files), FILES.map((f) => f.path).sort());
+    assert.deepEqual(tree.files["config.json"], { size: config.length, blob_id: gitBlobSha1(config) });
+    const lfs = t.hub.file(REPO, "model.safetensors");
+    assert.deepEqual(tree.files["model.safetensors"], {
+      size: weights.length,
+      blob_id: lfs.gitSha1,
+      lfs_sha256: sha256Hex(weights),
+      lfs_size: weights.length,
+    });
+  });
+
+  test("a commit-hash revision with a cached tree listing asks only for the files it lacks", async () => {
+    const commit = t.hub.commitOf(REPO);
+    await snapshotDownload(REPO, { env: t.env, allowPatterns: ["config.json"] });
+    t.hub.clearRequests();
+    const r = await snapshotDownload(REPO, { env: t.env, revision: commit, allowPatterns: ["config.json", "tokenizer.json"] });
+    assert.deepEqual(r.downloaded, ["tokenizer.json"]);
+    assert.deepEqual(t.hub.requests.map((x) => `${x.method} ${x.path}`), [
+      `HEAD /${REPO}/resolve/${commit}/tokenizer.json`,
+      `GET /${REPO}/resolve/${commit}/tokenizer.json`,
+    ]);
+  });
+
+  test("a cache without a tree listing (older huggingface_hub) is reused with one API request and no file request", async () => {
+    await snapshotDownload(REPO, { env: t.env });
+    await rm(join(storage(t.cacheDir), "trees"), { recursive: true });
     t.hub.clearRequests();
     const r = await snapshotDownload(REPO, { env: t.env, revision: t.hub.commitOf(REPO) });
     assert.deepEqual(t.hub.requests.map((x) => x.kind), ["api"]);
     assert.deepEqual(r.downloaded, []);
+    assert.ok(existsSync(join(storage(t.cacheDir), "trees", `${t.hub.commitOf(REPO)}.json`)));
+  });
+
+  test("without X-Linked-Size the size comes from the file list (snapshot) or the GET answer (one file)", async () => {
+    t.hub.omitLinkedSize = true;
+    const r = await snapshotDownload(REPO, { env: t.env });
+    assert.deepEqual(await readFile(join(r.path, "model.safetensors")), weights);
+    const one = await hubDownload(REPO, "pytorch_model.bin", { env: t.env });
+    assert.deepEqual(await readFile(one.path), pickle);
   });
 
   test("a blob already present (other revision or tool) is linked, not downloaded again", async () => {
@@ -377,12 +422,27 @@ describe("authentication, redirects and tokens", () => {
     }
   });
 
-  test("a CDN on the same host keeps the token (huggingface_hub compares the hosts)", async () => {
+  test("a CDN on another port of the same machine gets no token either (hosts compare name and port)", async () => {
     t = await makeEnv({ access: "private", token: TOKEN });
     await snapshotDownload(REPO, { env: t.env });
     const cdnReqs = t.hub.requests.filter((x) => x.kind === "cdn");
     assert.equal(cdnReqs.length, 2);
-    for (const x of cdnReqs) assert.equal(x.authorization, `Bearer ${TOKEN}`);
+    for (const x of cdnReqs) {
+      assert.match(x.host, /^127\.0\.0\.1:/);
+      assert.equal(x.authorization, undefined);
+    }
+  });
+
+  test("a renamed repo's redirect stays on the Hub and keeps the token", async () => {
+    t = await makeEnv({ access: "private", token: TOKEN, renamed: { "acme/old-name": REPO } });
+    const r = await snapshotDownload("acme/old-name", { env: t.env });
+    // Stored under the name that was asked for, as huggingface_hub does.
+    assert.equal(r.path, join(t.cacheDir, "models--acme--old-name", "snapshots", t.hub.commitOf(REPO)));
+    assert.deepEqual(await readFile(join(r.path, "model.safetensors")), weights);
+    const redirected = t.hub.requests.filter((x) => x.path.includes(`/${REPO}/`));
+    assert.ok(t.hub.requests.some((x) => x.path.includes("/acme/old-name/") && x.status === 307));
+    assert.ok(redirected.length > 0);
+    for (const x of redirected) assert.equal(x.authorization, `Bearer ${TOKEN}`);
   });
 });
 
@@ -424,10 +484,13 @@ describe("offline mode and unreachable Hub", () => {
     assert.match(fileErr.message, /"config\.json" of acme\/tiny-reranker@main is not in the cache/);
   });
 
-  test("HF_HUB_OFFLINE=1 names the files a recorded snapshot lacks", async () => {
+  test("HF_HUB_OFFLINE=1 names the files a partial snapshot lacks (per the cached tree listing)", async () => {
     await snapshotDownload(REPO, { env: t.env, allowPatterns: ["config.json"] });
     const err = await rejectsWith(snapshotDownload(REPO, { env: { ...t.env, HF_HUB_OFFLINE: "1" } }), HubOfflineError);
-    assert.match(err.message, /lacks 2_Dense\/model\.safetensors, model\.safetensors, tokenizer\.json/);
+    assert.match(err.message, /incomplete \(missing 2_Dense\/model\.safetensors, model\.safetensors, tokenizer\.json\)/);
+    // Asking only for what is there works.
+    const ok = await snapshotDownload(REPO, { env: { ...t.env, HF_HUB_OFFLINE: "1" }, allowPatterns: ["config.json"] });
+    assert.deepEqual(ok.files, ["config.json"]);
   });
 
   test("an unreachable Hub: cached models are served, others fail saying so", async () => {
