@@ -40,6 +40,13 @@ export interface SchedulerStats {
 export interface SchedulerEvents {
   /** A lane finished a pair (or failed it): for metrics. */
   onPairDone?(info: { evaluatedTokens: number; seconds: number; failed: boolean }): void;
+  /**
+   * A request left the scheduler: seconds from submission to its first pair's start (null if none
+   * started), then from that start to its end; for queue and inference latency metrics.
+   */
+  onRequestDone?(info: { queueSeconds: number | null; inferenceSeconds: number; pairs: number; outcome: "ok" | "failed" | "cancelled" }): void;
+  /** Pairs started together in one scheduling step (so decoded in one batch): for metrics. */
+  onDispatch?(info: { pairs: number; tokens: number }): void;
 }
 
 /** Thrown to the requests of a failed evaluation; the scheduler keeps serving the others. */
@@ -56,6 +63,8 @@ class ActiveRequest {
   finished = 0;
   evaluatedTokens = 0;
   settled = false;
+  readonly submittedAt = performance.now();
+  firstStartedAt: number | null = null;
   readonly values: number[][];
   queuedTokens: number;
 
@@ -125,15 +134,20 @@ export class Scheduler {
   }
 
   private pump(): void {
+    let started = 0;
+    let tokens = 0;
     while (this.idleLanes.length > 0) {
       const lane = this.idleLanes.pop() as EvaluationLane;
       const request = this.pick(lane);
       if (!request) {
         this.idleLanes.push(lane);
-        return;
+        break;
       }
+      started++;
+      tokens += request.job.pairs[request.nextPair].tokens.length;
       void this.run(lane, request, request.nextPair++);
     }
+    if (started > 0) this.events.onDispatch?.({ pairs: started, tokens });
   }
 
   private pick(lane: EvaluationLane): ActiveRequest | undefined {
@@ -157,6 +171,7 @@ export class Scheduler {
 
   private async run(lane: EvaluationLane, request: ActiveRequest, index: number): Promise<void> {
     const pair = request.job.pairs[index];
+    request.firstStartedAt ??= performance.now();
     request.inFlight++;
     this.queuedTokens -= pair.tokens.length;
     request.queuedTokens -= pair.tokens.length;
@@ -195,6 +210,14 @@ export class Scheduler {
     this.queuedPairs -= request.pending;
     request.queuedTokens = 0;
     request.nextPair = request.job.pairs.length;
+    const now = performance.now();
+    const started = request.firstStartedAt;
+    this.events.onRequestDone?.({
+      queueSeconds: started === null ? null : (started - request.submittedAt) / 1000,
+      inferenceSeconds: started === null ? 0 : (now - started) / 1000,
+      pairs: request.job.pairs.length,
+      outcome: error === null ? "ok" : error instanceof CancelledError ? "cancelled" : "failed",
+    });
     if (error === null) request.resolve({ values: request.values, evaluatedTokens: request.evaluatedTokens });
     else request.reject(error);
   }
