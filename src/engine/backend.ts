@@ -7,6 +7,11 @@ import type { Readout } from "../families/types.js";
 export interface Tokenizer {
   /** The text's tokens, without special tokens (no BOS/EOS), special-token text kept literal. */
   tokenize(text: string): number[];
+  /**
+   * Tokens of trusted template text, with special-token text (e.g. "<|im_start|>") parsed as the
+   * special tokens; no BOS/EOS added. Families whose template holds special tokens need it.
+   */
+  tokenizeTemplate?(text: string): number[];
   detokenize(tokens: readonly number[]): string;
   readonly bosToken: number | null;
   readonly eosToken: number | null;

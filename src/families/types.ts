@@ -14,6 +14,11 @@ export interface PairLimits {
   maxTokensPerDoc: number;
   /** "auto": truncate as the reference implementation does; "error": refuse a pair that would be cut. */
   truncation: TruncationMode;
+  /**
+   * The request's task instruction, for families whose template has one (Qwen3-Reranker's
+   * `<Instruct>`); absent = the family's default. Only passed to families with a defaultInstruction.
+   */
+  instruction?: string;
 }
 
 /** One pair, ready for the model. */
@@ -42,7 +47,32 @@ export interface LastTokenLogitsReadout {
   kind: "last-token-logits";
   tokenIds: readonly number[];
 }
-export type Readout = LastTokenLogitsReadout;
+/**
+ * The model's own sequence-classification head (llama.cpp's RANK pooling: e.g. the `cls` and
+ * `cls.output` tensors of an XLM-RoBERTa cross-encoder on its first token): its `outputs` values.
+ * Evaluated whole, never with a reused prefix.
+ */
+export interface ClassifierReadout {
+  kind: "classifier";
+  outputs: number;
+}
+export type Readout = LastTokenLogitsReadout | ClassifierReadout;
+
+/**
+ * What a family may look at to decide whether it serves a model file, before the model is loaded
+ * (GGUF header facts only).
+ */
+export interface ModelFacts {
+  /** GGUF general.architecture, e.g. "bert". */
+  architecture: string;
+  /** general.name, or null. */
+  name: string | null;
+  /** The file's base name, e.g. "Qwen3-Reranker-0.6B.Q8_0.gguf" (names often say what a model is). */
+  fileName: string;
+  /** A GGUF metadata value (number, bigint, string, boolean or array of them), undefined when absent. */
+  metadata(key: string): unknown;
+  hasTensor(name: string): boolean;
+}
 
 export interface ScoringFamily {
   /** e.g. "bge-reranker-v2-gemma" */
@@ -58,6 +88,11 @@ export interface ScoringFamily {
   rawScore(readoutValues: readonly number[]): number;
   /** The activation use_activation=true applies to the raw score. */
   activate(raw: number): number;
+  /**
+   * The instruction used when a request gives none, for families whose template takes one
+   * (Qwen3-Reranker); undefined = the family takes no instruction.
+   */
+  readonly defaultInstruction?: string;
 }
 
 /** A family definition, bound to a loaded model's tokenizer at start-up. */
@@ -65,7 +100,16 @@ export interface FamilyDefinition {
   readonly name: string;
   /** GGUF `general.architecture` values this family serves. */
   readonly architectures: readonly string[];
-  bind(tokenizer: Tokenizer): ScoringFamily;
+  /** Hugging Face model ids this family is known to serve (for help and error messages). */
+  readonly modelIds?: readonly string[];
+  /**
+   * Why this family does not serve a model of one of its architectures (e.g. a plain LLM where a
+   * reranker is needed), or null when it does. Absent: every model of its architectures.
+   */
+  rejects?(model: ModelFacts): string | null;
+  /** The kind of readout bind() will choose for this model: decides the backend. Absent: "last-token-logits". */
+  readoutKind?(model: ModelFacts): Readout["kind"];
+  bind(tokenizer: Tokenizer, model?: ModelFacts): ScoringFamily;
 }
 
 export class PairTooLongError extends Error {

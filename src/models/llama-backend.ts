@@ -91,6 +91,7 @@ function llamaTokenizer(model: LlamaModel): Tokenizer {
   const tokens = (model.fileInfo.metadata.tokenizer as { ggml?: { tokens?: readonly string[] } } | undefined)?.ggml?.tokens;
   return {
     tokenize: (text) => model.tokenize(text, false) as number[],
+    tokenizeTemplate: (text) => model.tokenize(text, true) as number[],
     detokenize: (ids) => model.detokenize(ids as Token[], false),
     bosToken: model.tokens.bos,
     eosToken: model.tokens.eos,
@@ -114,6 +115,8 @@ class LlamaLane implements EvaluationLane {
 
   async evaluate(tokens: readonly number[], readout: Readout): Promise<{ values: number[]; evaluatedTokens: number }> {
     if (tokens.length === 0) throw new Error("cannot evaluate an empty token sequence");
+    // Classifier heads (RANK pooling) run on the rank backend (llama-rank-backend.ts), not here.
+    if (readout.kind !== "last-token-logits") throw new Error(`this backend reads last-token logits, not a ${readout.kind} readout`);
     const held = this.sequence.contextTokens;
     // Keep the longest held prefix, but always evaluate the last token: its logits are the score.
     const keep = Math.min(commonPrefixLength(held, tokens), tokens.length - 1);

@@ -39,7 +39,7 @@ test("a short pair is [bos] A: query \\n B: passage \\n prompt", () => {
 });
 
 test("the score token is the first token of the score text", () => {
-  assert.deepEqual(family.readout.tokenIds, ["Y".codePointAt(0)]);
+  assert.deepEqual(family.readout, { kind: "last-token-logits", tokenIds: ["Y".codePointAt(0)] });
 });
 
 test("the query keeps max_length*3//4 tokens of 'A: ' + query", () => {
