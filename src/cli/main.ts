@@ -1,5 +1,6 @@
 /** The `rerankd` command: `serve` (the default), `help`. */
 import { VERSION } from "../version.js";
+import { CONVERT_HELP, parseConvertArgs, runConvert } from "./convert.js";
 import { startServer } from "./serve.js";
 import { UsageError, parseServeArgs, serveHelp } from "./serve-options.js";
 
@@ -7,6 +8,7 @@ const USAGE = `rerankd ${VERSION}: a reranking server with vLLM's rerank/score A
 
 Usage:
   rerankd serve [MODEL] [options]   serve a reranker (see rerankd serve --help)
+  rerankd convert SRC -o OUT.gguf   convert a Hugging Face checkpoint to GGUF (see rerankd convert --help)
   rerankd --version
 `;
 
@@ -20,6 +22,7 @@ async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
+  if (command === "convert") return convert(rest);
   if (command !== "serve") {
     console.error(`rerankd: unknown command "${command}"\n\n${USAGE}`);
     return 2;
@@ -53,6 +56,25 @@ async function main(argv: string[]): Promise<number> {
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);
   return -1;
+}
+
+async function convert(argv: string[]): Promise<number> {
+  try {
+    const parsed = parseConvertArgs(argv);
+    if (parsed === "help") {
+      console.log(CONVERT_HELP);
+      return 0;
+    }
+    await runConvert(parsed);
+    return 0;
+  } catch (error) {
+    if (error instanceof UsageError) {
+      console.error(`rerankd convert: ${error.message}\nSee 'rerankd convert --help'.`);
+      return 2;
+    }
+    console.error(`rerankd convert: ${error instanceof Error ? error.message : String(error)}`);
+    return 1;
+  }
 }
 
 main(process.argv.slice(2)).then(

@@ -38,7 +38,7 @@ export async function startServer(options: ServeOptions, say: (line: string) => 
   let backend: ModelBackend | null = null;
   const ready = (async () => {
     say(`loading model ${options.model} ...`);
-    const resolved = await resolveModel(options.model);
+    const resolved = await resolveModel(options.model, { device: options.device, say });
     let maxLength = options.maxLength;
     backend = await loadLlamaBackend({
       modelPath: resolved.ggufPath,
