@@ -1,6 +1,8 @@
 // A local stand-in for the Hugging Face Hub, speaking the parts of its HTTP API that huggingface_hub (and
 // src/models/hub) use, on 127.0.0.1 with a random port:
 //   GET  /api/models/{owner}/{name}/revision/{rev}[?blobs=true] -> { id, sha, siblings[] }
+//   GET  /api/models/{owner}/{name}/tree/{rev}?recursive=true   -> [{ type, path, oid, size, lfs? }]
+//        (what Python huggingface_hub >= 1.x lists a snapshot with; lets tests run it against this fake)
 //   HEAD /{owner}/{name}/resolve/{rev}/{path}   -> X-Repo-Commit, ETag (git blob sha1), Content-Length;
 //   GET  same                                       for LFS files a 302 to the "CDN" with X-Linked-Etag
 //                                                   (sha256) and X-Linked-Size
@@ -231,6 +233,12 @@ export class FakeHub {
       res.end();
       return;
     }
+    const tree = /^\/api\/models\/([^/]+\/[^/]+)\/tree\/([^/]+)$/.exec(url.pathname);
+    if (tree) {
+      record.kind = "api";
+      this.handleTree(req, res, decodeURIComponent(tree[1]), decodeURIComponent(tree[2]));
+      return;
+    }
     if (api) {
       record.kind = "api";
       this.handleApi(req, res, decodeURIComponent(api[1]), decodeURIComponent(api[2]), url.searchParams.get("blobs") === "true");
@@ -310,6 +318,22 @@ export class FakeHub {
     const body = JSON.stringify({ id: repo.id, modelId: repo.id, sha: commit, siblings });
     res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
     res.end(req.method === "HEAD" ? undefined : body);
+  }
+
+  private handleTree(req: IncomingMessage, res: ServerResponse, repoId: string, revision: string): void {
+    const repo = this.repoFor(req, res, repoId, false);
+    if (!repo) return;
+    if (!this.commitFor(repo, revision)) return this.error(res, 404, "RevisionNotFound", `Invalid rev id: ${revision}`);
+    const entries = [...repo.files.values()].map((f) => ({
+      type: "file",
+      oid: f.gitSha1,
+      size: f.content.length,
+      path: f.path,
+      ...(f.lfs ? { lfs: { oid: f.sha256, size: f.content.length, pointerSize: f.pointer.length } } : {}),
+    }));
+    const body = JSON.stringify(entries);
+    res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
+    res.end(body);
   }
 
   private handleResolve(req: IncomingMessage, res: ServerResponse, repoId: string, revision: string, path: string): void {

@@ -8,6 +8,7 @@
 //     snapshots/<commit>/<path>    relative symlink to ../../blobs/<etag> (one more ../ per sub-folder)
 //     refs/<revision>              the commit hash the branch/tag pointed to, no trailing newline
 //     .no_exist/<commit>/<path>    empty marker: the file does not exist at that commit
+//   <cacheDir>/CACHEDIR.TAG        cache-directory tag, as huggingface_hub writes it
 //     trees/<commit>.json          the repo's file list at that (immutable) commit, huggingface_hub >= 1.x's
 //                                  tree cache (_tree_cache.py, format_version 1): a commit-hash revision whose
 //                                  files are all cached needs no request, and offline mode can tell a partial
@@ -17,6 +18,22 @@ import { lstat, mkdir, readFile, readdir, rename, stat, symlink, unlink, writeFi
 import { dirname, join, relative, resolve, sep } from "node:path";
 
 import { COMMIT_HASH_RE } from "./reference.js";
+
+/** Same cache-directory tag huggingface_hub writes (https://bford.info/cachedir/), so backups skip the cache. */
+const CACHEDIR_TAG =
+  "Signature: 8a477f597d28d172789f06886806bc55\n" +
+  "# This file is a cache directory tag created by huggingface_hub.\n" +
+  "# For information about cache directory tags, see:\n" +
+  "#\thttps://bford.info/cachedir/\n";
+
+/** Create <cacheDir>/CACHEDIR.TAG unless it exists (best effort, as huggingface_hub). */
+export async function ensureCacheDirTag(cacheDir: string): Promise<void> {
+  try {
+    await writeFile(join(cacheDir, "CACHEDIR.TAG"), CACHEDIR_TAG, { flag: "wx" });
+  } catch {
+    // exists already, or not writable: never an error
+  }
+}
 
 export const SHA256_RE = /^[0-9a-f]{64}$/;
 

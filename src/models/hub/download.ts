@@ -13,7 +13,7 @@ import { type FileHandle, mkdir, open, rename, statfs, unlink } from "node:fs/pr
 import { dirname } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 
-import { isErrno, RepoCache, SHA256_RE, normalizeEtag } from "./cache.js";
+import { ensureCacheDirTag, isErrno, normalizeEtag, RepoCache, SHA256_RE } from "./cache.js";
 import { type HubConfig, type HubEnv, resolveHubConfig } from "./config.js";
 import {
   HubAuthError,
@@ -642,6 +642,7 @@ async function hubDownloadInner(ctx: HubContext, repo: string, file: string, rev
 
   const pointer = cache.pointerPath(meta.commit, file);
   await mkdir(dirname(pointer), { recursive: true });
+  await ensureCacheDirTag(ctx.config.cacheDir);
   await cache.writeRef(revision, meta.commit);
   const result = { ...base, commit: meta.commit, path: pointer, source: "network" as const };
   if (await cache.hasPointer(meta.commit, file)) return { ...result, downloaded: false };

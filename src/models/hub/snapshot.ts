@@ -11,7 +11,7 @@
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 
-import { RepoCache, SHA256_RE } from "./cache.js";
+import { ensureCacheDirTag, RepoCache, SHA256_RE } from "./cache.js";
 import {
   canFallBackToCache,
   downloadBlob,
@@ -397,6 +397,7 @@ async function snapshotDownloadInner(ctx: HubContext, repo: string, options: Sna
   }
 
   await mkdir(cache.snapshotDir(commit), { recursive: true });
+  await ensureCacheDirTag(ctx.config.cacheDir);
   await cache.writeRef(revision, commit);
   if (!listedFromCache) await writeTreeCache(cache, info);
 

@@ -122,6 +122,7 @@ describe("snapshotDownload against a fake Hub", () => {
     assert.deepEqual(result.downloaded, WANTED);
     assert.equal(result.source, "network");
 
+    assert.ok(existsSync(join(t.cacheDir, "CACHEDIR.TAG")), "cache-directory tag at the root");
     // refs/main holds the bare commit hash (no newline), like Path.write_text(commit_hash).
     assert.equal(await readFile(join(root, "refs", "main"), "utf8"), commit);
 
