@@ -37,13 +37,14 @@ const FILES = [
   { path: "config.json", content: config },
   { path: "tokenizer.json", content: tokenizer },
   { path: "README.md", content: "# tiny\n" },
+  { path: "special_tokens_map.json", content: "" }, // empty: no GET needed, like huggingface_hub
   { path: "model.safetensors", content: weights, lfs: true },
   { path: "2_Dense/model.safetensors", content: dense, lfs: true },
   { path: "pytorch_model.bin", content: pickle, lfs: true },
   { path: "onnx/model.onnx", content: randomBytes(1000), lfs: true },
 ];
 
-const WANTED = ["2_Dense/model.safetensors", "config.json", "model.safetensors", "tokenizer.json"];
+const WANTED = ["2_Dense/model.safetensors", "config.json", "model.safetensors", "special_tokens_map.json", "tokenizer.json"];
 
 interface Env {
   hub: FakeHub;
@@ -127,7 +128,8 @@ describe("snapshotDownload against a fake Hub", () => {
     assert.equal(await readFile(join(root, "refs", "main"), "utf8"), commit);
 
     // blobs are named by the etag: git blob sha1 for regular files, sha256 for LFS files; nothing partial left.
-    const expectedBlobs = [gitBlobSha1(config), gitBlobSha1(tokenizer), sha256Hex(weights), sha256Hex(dense)].sort();
+    const empty = gitBlobSha1(Buffer.alloc(0)); // e69de29bb2d1d6434b8b29ae775ad8c2e48c5391
+    const expectedBlobs = [gitBlobSha1(config), gitBlobSha1(tokenizer), sha256Hex(weights), sha256Hex(dense), empty].sort();
     assert.deepEqual(await listFiles(join(root, "blobs")), expectedBlobs);
 
     // snapshots/<commit>/<path> are relative symlinks into blobs/.
@@ -137,6 +139,7 @@ describe("snapshotDownload against a fake Hub", () => {
       "tokenizer.json": `../../blobs/${gitBlobSha1(tokenizer)}`,
       "model.safetensors": `../../blobs/${sha256Hex(weights)}`,
       "2_Dense/model.safetensors": `../../../blobs/${sha256Hex(dense)}`,
+      "special_tokens_map.json": `../../blobs/${empty}`,
     };
     for (const [file, target] of Object.entries(links)) {
       const p = join(result.path, file);
@@ -149,6 +152,8 @@ describe("snapshotDownload against a fake Hub", () => {
     // Excluded files were never even asked for.
     assert.ok(!t.hub.requests.some((r) => /\.(bin|onnx|md)$/.test(r.path)), "no request for excluded files");
     assert.ok(!existsSync(join(result.path, "pytorch_model.bin")));
+    assert.equal((await readFile(join(result.path, "special_tokens_map.json"))).length, 0);
+    assert.ok(!t.hub.requests.some((r) => r.method === "GET" && r.path.endsWith("special_tokens_map.json")));
     // The LFS content went through the 302 to the CDN.
     assert.equal(t.hub.requests.filter((r) => r.kind === "cdn").length, 2);
   });
@@ -265,6 +270,25 @@ describe("snapshotDownload against a fake Hub", () => {
     assert.ok(t.hub.fileRequests().every((x) => x.kind !== "resolve" || x.path.includes(`/resolve/${prCommit}/`)));
   });
 
+  test("the caller's AbortSignal stops a download at once and keeps the partial file", async () => {
+    t.hub.stallOnce.set("model.safetensors", 300_000);
+    const controller = new AbortController();
+    // Abort once the stalled file has its first bytes on disk (the idle timeout is far away: 10 s).
+    const progress: ProgressReporter = {
+      begin: () => undefined,
+      update: (file, done) => {
+        if (file === "model.safetensors" && done >= 300_000) setTimeout(() => controller.abort(new Error("stop asked")), 50);
+      },
+      warn: () => undefined,
+      end: () => undefined,
+    };
+    const started = Date.now();
+    await assert.rejects(snapshotDownload(REPO, { env: t.env, signal: controller.signal, progress }), /stop asked/);
+    assert.ok(Date.now() - started < 8000, "did not wait for the idle timeout");
+    const incomplete = join(storage(t.cacheDir), "blobs", `${sha256Hex(weights)}.incomplete`);
+    assert.equal((await readFile(incomplete)).length, 300_000);
+  });
+
   test("an interrupted download leaves blobs/<etag>.incomplete, which the next call resumes", async () => {
     const cut = 1_500_000;
     t.hub.cutOnce.set("model.safetensors", cut);
@@ -363,7 +387,7 @@ describe("snapshotDownload against a fake Hub", () => {
     };
     await snapshotDownload(REPO, { env: t.env, progress });
     const total = config.length + tokenizer.length + weights.length + dense.length;
-    assert.deepEqual(task, { label: `${REPO}@main`, files: 4, totalBytes: total });
+    assert.deepEqual(task, { label: `${REPO}@main`, files: 5, totalBytes: total });
     assert.equal(ended, true);
     const last = new Map<string, number>();
     for (const [file, done, size] of events) {
@@ -488,7 +512,7 @@ describe("offline mode and unreachable Hub", () => {
   test("HF_HUB_OFFLINE=1 names the files a partial snapshot lacks (per the cached tree listing)", async () => {
     await snapshotDownload(REPO, { env: t.env, allowPatterns: ["config.json"] });
     const err = await rejectsWith(snapshotDownload(REPO, { env: { ...t.env, HF_HUB_OFFLINE: "1" } }), HubOfflineError);
-    assert.match(err.message, /incomplete \(missing 2_Dense\/model\.safetensors, model\.safetensors, tokenizer\.json\)/);
+    assert.match(err.message, /incomplete \(missing 2_Dense\/model\.safetensors, model\.safetensors, special_tokens_map\.json, tokenizer\.json\)/);
     // Asking only for what is there works.
     const ok = await snapshotDownload(REPO, { env: { ...t.env, HF_HUB_OFFLINE: "1" }, allowPatterns: ["config.json"] });
     assert.deepEqual(ok.files, ["config.json"]);
