@@ -565,9 +565,9 @@ export function notCachedMessage(repo: string, revision: string, cacheDir: strin
 export function networkAndNotCached(error: HubNetworkError, repo: string, revision: string, cacheDir: string, what?: string): HubNetworkError {
   return new HubNetworkError(
     `${error.message}. ${notCachedMessage(repo, revision, cacheDir, what)}: it must be downloaded first, with network access ` +
-      "(or with huggingface-cli download on another machine sharing the cache); set HF_HUB_OFFLINE=1 to use only cached models.",
+      "(rerankd and huggingface-cli download fill the same cache); set HF_HUB_OFFLINE=1 to use only cached models.",
     error.code,
-    { repo, file: error.file, cause: error.cause },
+    { repo, file: what ?? error.file, cause: error.cause },
   );
 }
 

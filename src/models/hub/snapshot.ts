@@ -429,7 +429,8 @@ async function snapshotDownloadInner(ctx: HubContext, repo: string, options: Sna
       try {
         if (await fetchSnapshotFile(child, cache, repo, commit, f, siblings.get(f))) result.downloaded.push(f);
       } catch (error) {
-        errors.push(error);
+        // Say that the file is missing from the cache, not only that the Hub could not be reached.
+        errors.push(error instanceof HubNetworkError ? networkAndNotCached(error, repo, revision, ctx.config.cacheDir, f) : error);
         stop.abort(new Error("another file failed"));
       }
     }

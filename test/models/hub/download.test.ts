@@ -518,6 +518,23 @@ describe("offline mode and unreachable Hub", () => {
     assert.deepEqual(ok.files, ["config.json"]);
   });
 
+  test("an unreachable Hub with a partial snapshot names the missing file", async () => {
+    const commit = t.hub.commitOf(REPO);
+    await snapshotDownload(REPO, { env: t.env, allowPatterns: ["config.json"] });
+    const dead = { ...t.env, HF_ENDPOINT: deadEndpoint };
+    const err = await rejectsWith(
+      snapshotDownload(REPO, { env: dead, revision: commit, allowPatterns: ["config.json", "tokenizer.json"], ...fast }),
+      HubNetworkError,
+    );
+    assert.equal(err.file, "tokenizer.json");
+    assert.match(err.message, new RegExp(`"tokenizer\\.json" of acme/tiny-reranker@${commit} is not in the cache`));
+    const viaMain = await rejectsWith(
+      snapshotDownload(REPO, { env: dead, allowPatterns: ["config.json", "tokenizer.json"] }),
+      HubNetworkError,
+    );
+    assert.match(viaMain.message, /incomplete \(missing tokenizer\.json\)/);
+  });
+
   test("an unreachable Hub: cached models are served, others fail saying so", async () => {
     const err = await rejectsWith(snapshotDownload(REPO, { env: { ...t.env, HF_ENDPOINT: deadEndpoint } }), HubNetworkError);
     assert.equal(err.code, "ECONNREFUSED");
