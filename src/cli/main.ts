@@ -42,6 +42,30 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const server = await startServer(options);
+  // SIGTERM/SIGINT: drain (in-flight requests finish within --shutdown-timeout, /health says 503),
+  // then exit 0; 1 if the timeout cut requests short. A second signal exits at once.
+  const shutdownTimeoutMs = options.shutdownTimeoutMs;
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      console.error(`rerankd: ${signal} again: exiting now`);
+      process.exit(128 + (signal === "SIGINT" ? 2 : 15));
+    }
+    stopping = true;
+    console.error(`rerankd: ${signal}: draining (up to ${shutdownTimeoutMs / 1000} s; send it again to exit now)`);
+    server.shutdown(shutdownTimeoutMs).then(
+      (outcome) => {
+        console.error(outcome === "drained" ? "rerankd: drained, bye" : "rerankd: shutdown timeout reached with requests still running");
+        process.exit(outcome === "drained" ? 0 : 1);
+      },
+      (error: unknown) => {
+        console.error(`rerankd: shutdown failed: ${error instanceof Error ? error.message : String(error)}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
   try {
     await server.ready;
   } catch (error) {
@@ -49,12 +73,6 @@ async function main(argv: string[]): Promise<number> {
     await server.close();
     return 1;
   }
-  const stop = async () => {
-    await server.close();
-    process.exit(0);
-  };
-  process.once("SIGTERM", stop);
-  process.once("SIGINT", stop);
   return -1;
 }
 

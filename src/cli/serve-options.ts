@@ -25,6 +25,25 @@ export interface ServeOptions {
   maxNumBatchedTokens: number;
   maxBodyBytes: number;
   logLevel: string;
+  /** Most documents in one rerank request. */
+  maxDocuments: number;
+  /** Most pairs in one score request. */
+  maxPairs: number;
+  /** Most characters (UTF-16 code units) in one query, document or prompt. */
+  maxChars: number;
+  /** A request's deadline in milliseconds; 0 = none. */
+  requestTimeoutMs: number;
+  /** Tokens queued for evaluation past which new scoring requests get 429. */
+  maxQueuedTokens: number;
+  /** How long in-flight requests may run after SIGTERM/SIGINT, in milliseconds. */
+  shutdownTimeoutMs: number;
+  /** Log the query and document text of each request (off: never logged). */
+  logRequests: boolean;
+  /** Origins allowed by CORS; empty = CORS off. */
+  allowedOrigins: string[];
+  /** Requests per second per API key (per client address without keys); 0 = no limit. */
+  rateLimit: number;
+  rateLimitBurst: number;
 }
 
 interface FlagSpec {
@@ -49,7 +68,17 @@ export const SERVE_FLAGS: Record<string, FlagSpec> = {
   "max-num-seqs": { type: "string", value: "N", help: "pairs evaluated side by side, one llama.cpp sequence each (default 4)" },
   "max-num-batched-tokens": { type: "string", value: "N", help: "most tokens in one evaluation step across sequences (default 512)" },
   "max-body-bytes": { type: "string", value: "N", help: "largest request body accepted, in bytes (default 16777216); larger gets 413" },
+  "max-documents": { type: "string", value: "N", help: "most documents in one rerank request (default 1000); more gets 400" },
+  "max-pairs": { type: "string", value: "N", help: "most pairs in one score request (default 1000); more gets 400" },
+  "max-chars": { type: "string", value: "N", help: "most characters in one query, document or prompt (default 100000); more gets 400" },
+  "request-timeout": { type: "string", value: "SECONDS", help: "a request still running after this gets 504 and its queued work is dropped (default 120; 0 = none)" },
+  "max-queued-tokens": { type: "string", value: "N", help: "tokens waiting for the model past which new requests get 429 with Retry-After (default 131072)" },
+  "shutdown-timeout": { type: "string", value: "SECONDS", help: "on SIGTERM/SIGINT, how long in-flight requests may finish before exit (default 30)" },
+  "rate-limit": { type: "string", value: "N", help: "requests per second per API key (per client address without keys); more gets 429 (default 0 = off)" },
+  "rate-limit-burst": { type: "string", value: "N", help: "requests a key may send at once before --rate-limit applies (default: 2 x --rate-limit)" },
+  "allowed-origins": { type: "string", multiple: true, value: "ORIGINS", help: "allow browser calls (CORS) from these origins, comma-separated or repeated; * = any (default: CORS off)" },
   "log-level": { type: "string", value: "LEVEL", help: "fatal|error|warn|info|debug (default info); logs are JSON lines on stderr" },
+  "log-requests": { type: "boolean", help: "also log each request's query and documents (default: never logged)" },
   help: { type: "boolean", help: "show this help" },
 };
 
@@ -78,6 +107,26 @@ function integer(name: string, text: string | undefined, fallback: number, min: 
   const value = Number(text);
   if (value < min || value > max) throw new UsageError(`--${name} must be between ${min} and ${max}, not ${value}`);
   return value;
+}
+
+/** A non-negative decimal number of seconds, as milliseconds. */
+function seconds(name: string, text: string | undefined, fallback: number, max = 86_400): number {
+  if (text === undefined) return fallback * 1000;
+  if (!/^\d+(\.\d+)?$/.test(text.trim())) throw new UsageError(`--${name} must be a number of seconds, not "${text}"`);
+  const value = Number(text);
+  if (value > max) throw new UsageError(`--${name} must be at most ${max} seconds, not ${value}`);
+  return Math.round(value * 1000);
+}
+
+/** Origins from repeated or comma-separated values: "*" or full origins like https://example.com. */
+export function parseOrigins(values: string[] | undefined): string[] {
+  const origins = (values ?? []).flatMap((v) => v.split(",")).map((o) => o.trim()).filter((o) => o.length > 0);
+  for (const origin of origins) {
+    if (origin !== "*" && !/^https?:\/\/[^/\s]+$/.test(origin)) {
+      throw new UsageError(`--allowed-origins takes origins like https://search.example.com (scheme and host, no path), or *; not "${origin}"`);
+    }
+  }
+  return [...new Set(origins.map((o) => o.replace(/\/$/, "").toLowerCase()))];
 }
 
 function oneOf<T extends string>(name: string, text: string | undefined, allowed: readonly T[], fallback: T): T {
@@ -122,6 +171,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeOpt
   const model = parsed.positionals[0] ?? str("model") ?? DEFAULT_MODEL;
   if (str("max-length") !== undefined && str("max-model-len") !== undefined) throw new UsageError("--max-length and --max-model-len are the same flag; give one");
   const maxLengthText = str("max-length") ?? str("max-model-len");
+  const rateLimit = integer("rate-limit", str("rate-limit"), 0, 0);
   return {
     model,
     host: str("host") ?? "0.0.0.0",
@@ -136,5 +186,15 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeOpt
     maxNumBatchedTokens: integer("max-num-batched-tokens", str("max-num-batched-tokens"), 512, 16, 1 << 20),
     maxBodyBytes: integer("max-body-bytes", str("max-body-bytes"), 16 * 1024 * 1024, 1024),
     logLevel: oneOf("log-level", str("log-level"), ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const, "info"),
+    maxDocuments: integer("max-documents", str("max-documents"), 1000, 1),
+    maxPairs: integer("max-pairs", str("max-pairs"), 1000, 1),
+    maxChars: integer("max-chars", str("max-chars"), 100_000, 1),
+    requestTimeoutMs: seconds("request-timeout", str("request-timeout"), 120),
+    maxQueuedTokens: integer("max-queued-tokens", str("max-queued-tokens"), 131_072, 1),
+    shutdownTimeoutMs: seconds("shutdown-timeout", str("shutdown-timeout"), 30),
+    logRequests: v["log-requests"] === true,
+    allowedOrigins: parseOrigins(v["allowed-origins"] as string[] | undefined),
+    rateLimit,
+    rateLimitBurst: integer("rate-limit-burst", str("rate-limit-burst"), Math.max(1, Math.ceil(rateLimit * 2)), 1),
   };
 }

@@ -8,10 +8,14 @@ import { familyForArchitecture } from "../families/index.js";
 import { loadLlamaBackend } from "../models/llama-backend.js";
 import { resolveModel } from "../models/resolve.js";
 import { buildApp } from "../server/app.js";
+import { FAULT_ENV, parseFaultSpec, withFaults } from "../server/fault-injection.js";
+import { loggerOptions } from "../server/logging.js";
 import { ModelHolder } from "../server/model-state.js";
 import type { ServedModel } from "../server/serving.js";
 import type { ModelBackend } from "../engine/backend.js";
 import type { ServeOptions } from "./serve-options.js";
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -20,27 +24,52 @@ export interface RunningServer {
   /** Resolves when the model is loaded (or rejects when it fails to load). */
   ready: Promise<ServedModel>;
   close(): Promise<void>;
+  /**
+   * Graceful stop: /health turns 503 and new work gets 503 (with Connection: close) at once;
+   * requests already received may finish for up to `timeoutMs`, then the server closes. "timeout"
+   * when some were still running and had their connections cut.
+   */
+  shutdown(timeoutMs: number): Promise<"drained" | "timeout">;
 }
 
-export async function startServer(options: ServeOptions, say: (line: string) => void = console.log): Promise<RunningServer> {
+export async function startServer(
+  options: ServeOptions,
+  say: (line: string) => void = console.log,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<RunningServer> {
+  // A testing aid (../server/fault-injection.ts), read once here; a bad value stops the start.
+  const faults = parseFaultSpec(env[FAULT_ENV]);
   const model = new ModelHolder(options.servedModelName);
-  const { app } = await buildApp({
+  const { app, metrics } = await buildApp({
     model,
     apiKeys: options.apiKeys,
     maxBodyBytes: options.maxBodyBytes,
-    logger: options.logLevel === "silent" ? false : { level: options.logLevel },
+    logger: loggerOptions(options.logLevel),
+    limits: {
+      maxDocuments: options.maxDocuments,
+      maxPairs: options.maxPairs,
+      maxChars: options.maxChars,
+      requestTimeoutMs: options.requestTimeoutMs,
+    },
+    maxQueuedTokens: options.maxQueuedTokens,
+    logRequests: options.logRequests,
+    allowedOrigins: options.allowedOrigins,
+    rateLimit: { perSecond: options.rateLimit, burst: options.rateLimitBurst },
   });
   const address = await app.listen({ host: options.host, port: options.port });
   const url = address.replace("://0.0.0.0", "://127.0.0.1");
   say(`rerankd listening on ${address} (docs at ${url}/docs)`);
   say(options.apiKeys.length > 0 ? `auth: on (${options.apiKeys.length} API key${options.apiKeys.length > 1 ? "s" : ""})` : "auth: off (no API key configured: every route is open)");
+  if (faults) say(`TESTING AID: ${FAULT_ENV} is set: every ${faults.every}th evaluation is made to fail on purpose`);
 
   let backend: ModelBackend | null = null;
   const ready = (async () => {
     say(`loading model ${options.model} ...`);
     const resolved = await resolveModel(options.model, { device: options.device, say });
     let maxLength = options.maxLength;
-    backend = await loadLlamaBackend({
+    // llama.cpp says why a file does not load in its log; node-llama-cpp only "Failed to load model".
+    const loadErrors: string[] = [];
+    const loaded = await loadLlamaBackend({
       modelPath: resolved.ggufPath,
       device: options.device,
       threads: options.threads,
@@ -51,8 +80,16 @@ export async function startServer(options: ServeOptions, say: (line: string) => 
         maxLength ??= family.defaultMaxLength;
         return family.maxPairTokens(maxLength);
       },
-      log: (level, message) => app.log[level]({ source: "llama.cpp" }, message),
+      log: (level, message) => {
+        if (level === "error" && model.state.status === "loading") loadErrors.push(message);
+        app.log[level]({ source: "llama.cpp" }, message);
+      },
+    }).catch((error: unknown) => {
+      const reason = loadErrors.find((m) => /error loading model|invalid|corrupt|failed to read|not within/i.test(m)) ?? loadErrors[0];
+      const message = error instanceof Error ? error.message : String(error);
+      throw new Error(reason ? `${message} (llama.cpp: ${reason.replace(/^llama_model_load: /, "")})` : message, { cause: error });
     });
+    backend = faults ? withFaults(loaded, faults) : loaded;
     const family = familyForArchitecture(backend.info.architecture).bind(backend.tokenizer);
     const served: ServedModel = {
       servedModelName: options.servedModelName,
@@ -61,7 +98,7 @@ export async function startServer(options: ServeOptions, say: (line: string) => 
       truncation: options.truncation,
       family,
       tokenizer: backend.tokenizer,
-      scheduler: new Scheduler(backend),
+      scheduler: new Scheduler(backend, metrics.schedulerEvents()),
       createdAt: Math.floor(Date.now() / 1000),
       architecture: backend.info.architecture,
       device: backend.info.device,
@@ -87,6 +124,21 @@ export async function startServer(options: ServeOptions, say: (line: string) => 
       await app.close();
       await ready.catch(() => undefined);
       await (backend as ModelBackend | null)?.dispose();
+    },
+    async shutdown(timeoutMs) {
+      const deadline = performance.now() + timeoutMs;
+      if (model.state.status === "ready") model.state = { status: "draining", served: model.state.served };
+      while (metrics.inFlight > 0 && performance.now() < deadline) await sleep(20);
+      const drained = metrics.inFlight === 0;
+      if (!drained) {
+        app.log.warn({ inFlight: metrics.inFlight }, "shutdown timeout: closing the connections of requests still running");
+        app.server.closeAllConnections();
+      }
+      await app.close();
+      // A model still loading is waited for only as long as the timeout allows.
+      await Promise.race([ready.catch(() => undefined), sleep(Math.max(0, deadline - performance.now()))]);
+      await (backend as ModelBackend | null)?.dispose();
+      return drained ? "drained" : "timeout";
     },
   };
 }

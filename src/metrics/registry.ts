@@ -1,8 +1,10 @@
 /** Prometheus instruments. One registry per server instance, so tests can run several servers. */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { SchedulerEvents } from "../engine/scheduler.js";
 
 export interface QueueProbe {
   queuedRequests: number;
+  queuedPairs?: number;
   queuedTokens: number;
   busyLanes: number;
 }
@@ -44,6 +46,37 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly queueSeconds = new Histogram({
+    name: "rerankd_request_queue_seconds",
+    help: "Time a scoring request waited in the scheduler's queue before its first pair was evaluated.",
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [this.registry],
+  });
+
+  readonly inferenceSeconds = new Histogram({
+    name: "rerankd_request_inference_seconds",
+    help: "Time from a scoring request's first evaluated pair to its last.",
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [this.registry],
+  });
+
+  readonly batchSize = new Histogram({
+    name: "rerankd_batch_size",
+    help: "Pairs started together in one scheduling step (decoded in one llama.cpp batch).",
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+    registers: [this.registry],
+  });
+
+  readonly rejected = new Counter({
+    name: "rerankd_requests_rejected_total",
+    help: "Requests refused or ended by the server's protections: queue_full (429), rate_limited (429), deadline (504), client_closed, draining (503).",
+    labelNames: ["reason"] as const,
+    registers: [this.registry],
+  });
+
+  /** HTTP requests received and not yet answered (set by the app). */
+  inFlight = 0;
+
   constructor(probe: () => QueueProbe | null, modelInfo: () => Record<string, string>) {
     collectDefaultMetrics({ register: this.registry, prefix: "rerankd_" });
     new Gauge({
@@ -60,6 +93,23 @@ export class Metrics {
       registers: [this.registry],
       collect() {
         this.set(probe()?.queuedTokens ?? 0);
+      },
+    });
+    const inFlight = (): number => this.inFlight;
+    new Gauge({
+      name: "rerankd_in_flight_requests",
+      help: "HTTP requests received and not yet answered.",
+      registers: [this.registry],
+      collect() {
+        this.set(inFlight());
+      },
+    });
+    new Gauge({
+      name: "rerankd_queue_pairs",
+      help: "Pairs waiting for evaluation.",
+      registers: [this.registry],
+      collect() {
+        this.set(probe()?.queuedPairs ?? 0);
       },
     });
     new Gauge({
@@ -81,5 +131,19 @@ export class Metrics {
         if (labels.served_model_name) this.set(labels, 1);
       },
     });
+  }
+
+  /** The scheduler's events, feeding the queue/inference latency, batch size and pair histograms. */
+  schedulerEvents(): SchedulerEvents {
+    return {
+      onRequestDone: (info) => {
+        if (info.queueSeconds !== null) this.queueSeconds.observe(info.queueSeconds);
+        if (info.outcome === "ok") this.inferenceSeconds.observe(info.inferenceSeconds);
+      },
+      onDispatch: (info) => this.batchSize.observe(info.pairs),
+      onPairDone: (info) => {
+        if (info.failed) this.pairs.inc({ outcome: "failed" });
+      },
+    };
   }
 }

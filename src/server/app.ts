@@ -8,8 +8,14 @@ import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import { Metrics } from "../metrics/registry.js";
 import { VERSION } from "../version.js";
+import { Admission } from "./admission.js";
 import { apiKeyGuard } from "./auth.js";
+import { registerCors } from "./cors.js";
 import { registerErrorHandling } from "./error-handler.js";
+import { RateLimitError, ServiceUnavailableError, TimeoutError } from "./errors.js";
+import { DEFAULT_LIMITS, bodyLimitsHook, type RequestLimits } from "./limits.js";
+import { registerRequestLog, requestFailure } from "./logging.js";
+import { RateLimiter, rateLimitHook } from "./rate-limit.js";
 import type { ModelHolder } from "./model-state.js";
 import { infoRoutes } from "./routes/info.js";
 import { scoringRoutes } from "./routes/scoring.js";
@@ -22,15 +28,27 @@ export interface AppOptions {
   /** Largest accepted request body in bytes. */
   maxBodyBytes: number;
   logger: FastifyServerOptions["logger"];
+  /** Documents, pairs, characters and deadline per request (./limits.ts); defaults if absent. */
+  limits?: RequestLimits;
+  /** Bound on queued tokens past which scoring requests get 429 (./admission.ts); 0 or absent = none. */
+  maxQueuedTokens?: number;
+  /** Log each request's texts too (--log-requests). */
+  logRequests?: boolean;
+  /** CORS origins; empty or absent = CORS off. */
+  allowedOrigins?: readonly string[];
+  /** Per-key rate limit; absent or 0 = none. */
+  rateLimit?: { perSecond: number; burst: number };
 }
 
 /** X-Request-Id values we echo and embed in response ids: short and printable. */
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-export async function buildApp(options: AppOptions): Promise<{ app: FastifyInstance; metrics: Metrics }> {
+export async function buildApp(options: AppOptions): Promise<{ app: FastifyInstance; metrics: Metrics; admission: Admission | null }> {
   const { model } = options;
   const app = Fastify({
     logger: options.logger,
+    // One line per request, written by ./logging.ts, instead of Fastify's two.
+    disableRequestLogging: true,
     bodyLimit: options.maxBodyBytes,
     requestIdHeader: false,
     genReqId: (req) => {
@@ -53,7 +71,26 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
     },
   );
 
+  const admission =
+    options.maxQueuedTokens && options.maxQueuedTokens > 0
+      ? new Admission({ maxQueuedTokens: options.maxQueuedTokens, queuedTokens: () => model.peek()?.scheduler.stats().queuedTokens ?? 0 })
+      : null;
+  app.decorate("rerankdLimits", options.limits ?? DEFAULT_LIMITS);
+  app.decorate("rerankdAdmission", admission);
+
   registerErrorHandling(app);
+  registerRequestLog(app, {
+    logRequests: options.logRequests ?? false,
+    onStart: () => metrics.inFlight++,
+    onEnd: (request, _reply, clientClosed) => {
+      metrics.inFlight--;
+      const failure = requestFailure(request);
+      if (clientClosed) metrics.rejected.inc({ reason: "client_closed" });
+      else if (failure instanceof RateLimitError) metrics.rejected.inc({ reason: "queue_full" });
+      else if (failure instanceof TimeoutError) metrics.rejected.inc({ reason: "deadline" });
+      else if (failure instanceof ServiceUnavailableError && model.state.status === "draining") metrics.rejected.inc({ reason: "draining" });
+    },
+  });
   // JSON only: Fastify also parses text/plain by default, which would turn a form or text body
   // into a confusing validation error instead of a 415.
   app.removeContentTypeParser("text/plain");
@@ -73,10 +110,19 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
   });
   await app.register(swaggerUi, { routePrefix: "/docs" });
 
+  // Order matters: CORS first (preflights carry no key), then the key, then the key's rate.
+  registerCors(app, options.allowedOrigins ?? []);
   if (options.apiKeys.length > 0) app.addHook("onRequest", apiKeyGuard(options.apiKeys));
+  if (options.rateLimit && options.rateLimit.perSecond > 0) {
+    const limiter = new RateLimiter(options.rateLimit.perSecond, options.rateLimit.burst);
+    app.addHook("onRequest", rateLimitHook(limiter, options.apiKeys.length > 0, () => metrics.rejected.inc({ reason: "rate_limited" })));
+  }
+  app.addHook("preValidation", bodyLimitsHook(options.limits ?? DEFAULT_LIMITS));
 
   app.addHook("onSend", async (request, reply, payload) => {
     reply.header("X-Request-Id", request.id);
+    // While draining, keep-alive clients are told to reconnect (to another replica).
+    if (model.state.status === "draining") reply.header("Connection", "close");
     return payload;
   });
   app.addHook("onResponse", async (request, reply) => {
@@ -90,5 +136,5 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
   infoRoutes(app, model, metrics);
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
 
-  return { app, metrics };
+  return { app, metrics, admission };
 }

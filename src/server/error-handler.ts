@@ -17,6 +17,7 @@ import {
   UnsupportedMediaTypeError,
 } from "./errors.js";
 import type { ErrorResponse } from "./schemas.js";
+import { noteRequestError } from "./logging.js";
 
 /** The fields of an Ajv error this module reads (Fastify runs Ajv with `verbose` for parentSchema). */
 interface ValidationIssue {
@@ -127,8 +128,8 @@ function describe(schema: unknown): string {
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error: unknown, request: FastifyRequest, reply: FastifyReply) => {
     const clientError = toClientError(error);
-    if (clientError.status >= 500) request.log.error({ err: error }, "request failed");
-    else request.log.info({ status: clientError.status, message: clientError.message }, "request rejected");
+    // Logged once, in the request's completion line (./logging.ts), with the cause of a 5xx.
+    noteRequestError(request, clientError, error);
     sendError(reply, clientError);
   });
   app.setNotFoundHandler((request, reply) => {

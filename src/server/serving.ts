@@ -5,6 +5,7 @@
  */
 import type { Tokenizer } from "../engine/backend.js";
 import type { Scheduler } from "../engine/scheduler.js";
+import type { Admission } from "./admission.js";
 import { PairTooLongError, type PairLimits, type PairTokens, type PreparedQuery, type ScoringFamily, type TruncationMode } from "../families/types.js";
 import { BadRequestError, NotFoundError } from "./errors.js";
 import type {
@@ -34,6 +35,8 @@ export interface ServedModel {
 export interface CallContext {
   requestId: string;
   signal: AbortSignal;
+  /** The queue bound (./admission.ts): checked once the request's pairs are tokenized. */
+  admission?: Admission | null;
 }
 
 /** What a scoring call adds to the metrics. */
@@ -52,7 +55,9 @@ interface ScoringOptionFields {
 
 export function checkModel(served: ServedModel, model: string | null | undefined): void {
   if (model !== undefined && model !== null && model !== served.servedModelName) {
-    throw new NotFoundError(`The model \`${model}\` does not exist; this server serves \`${served.servedModelName}\`.`, "model");
+    // A name, never a path: compared with the served name only, and echoed cut short.
+    const shown = model.length > 100 ? `${model.slice(0, 100)}...` : model;
+    throw new NotFoundError(`The model \`${shown}\` does not exist; this server serves \`${served.servedModelName}\`.`, "model");
   }
 }
 
@@ -112,7 +117,11 @@ async function scorePairs(
   call: CallContext,
 ): Promise<{ scores: number[]; account: ScoringAccount }> {
   const pairs = buildPairs(served, specs, pairLimits(served, body));
+  const queuedTokens = pairs.reduce((n, p) => n + p.tokens.length, 0);
+  // No await between admission and submission: the check and the enqueue are one step.
+  call.admission?.admit(queuedTokens);
   const result = await served.scheduler.submit({ pairs, readout: served.family.readout, signal: call.signal });
+  call.admission?.completed(queuedTokens);
   const activate = body.use_activation ?? true;
   const scores = result.values.map((values) => {
     const raw = served.family.rawScore(values);

@@ -1,25 +1,16 @@
 /** POST /v1/rerank, /rerank, /v2/rerank, /v1/score, /score. */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { CancelledError } from "../errors.js";
+import type { FastifyInstance } from "fastify";
+import { callContext } from "../request-context.js";
 import type { Metrics } from "../../metrics/registry.js";
 import type { ModelHolder } from "../model-state.js";
 import { ErrorResponse, RerankRequest, RerankResponse, ScoreRequest, ScoreResponse } from "../schemas.js";
-import { rerank, score, type CallContext, type ScoringAccount } from "../serving.js";
+import { rerank, score, type ScoringAccount } from "../serving.js";
 import { examples } from "../examples.js";
 
 export const RERANK_ROUTES = ["/v1/rerank", "/rerank", "/v2/rerank"] as const;
 export const SCORE_ROUTES = ["/v1/score", "/score"] as const;
 
-const errors = { 400: ErrorResponse, 401: ErrorResponse, 404: ErrorResponse, 429: ErrorResponse, 500: ErrorResponse, 503: ErrorResponse };
-
-/** The request's cancellation: aborted when the client goes away before its answer is sent. */
-function callContext(request: FastifyRequest, reply: FastifyReply): CallContext {
-  const controller = new AbortController();
-  reply.raw.once("close", () => {
-    if (!reply.raw.writableFinished) controller.abort(new CancelledError("client-closed"));
-  });
-  return { requestId: request.id, signal: controller.signal };
-}
+const errors = { 400: ErrorResponse, 401: ErrorResponse, 404: ErrorResponse, 413: ErrorResponse, 415: ErrorResponse, 429: ErrorResponse, 500: ErrorResponse, 503: ErrorResponse, 504: ErrorResponse };
 
 export function scoringRoutes(app: FastifyInstance, model: ModelHolder, metrics: Metrics): void {
   const account = (a: ScoringAccount) => {
