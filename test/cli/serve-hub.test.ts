@@ -18,7 +18,7 @@ import { startCliServer, postJson } from "../support/cli-server.js";
 import { spmEncodeText, spmUnavailableReason } from "../support/hf-checkpoint.js";
 import { makeFixture, referenceOf, writeVariant, type Fixture } from "../models/convert/helpers.js";
 import { referenceForward } from "../support/reference-gemma.js";
-import { FLAG_PROMPT, scoreTolerance } from "../support/reference-pairs.js";
+import { flagPairIds, scoreTolerance } from "../support/reference-pairs.js";
 
 const REPO = "BAAI/bge-reranker-v2-gemma";
 const skip = spmUnavailableReason();
@@ -49,16 +49,8 @@ after(async () => {
 const env = () => ({ HF_ENDPOINT: hub.endpoint, HF_HOME: join(work, "hf-home"), HF_TOKEN: "", XDG_CACHE_HOME: join(work, "xdg") });
 
 /** FlagEmbedding's pair ids, every piece tokenized by spm_encode itself. */
-function pairIds(query: string, passage: string, maxLength = 1024): number[] {
-  const tok = (text: string) => spmEncodeText(fixture.tokenizerModel, text);
-  const q = tok(`A: ${query}`).slice(0, Math.floor((maxLength * 3) / 4));
-  const p = tok(`B: ${passage}`).slice(0, maxLength);
-  const sep = tok("\n");
-  const pr = tok(FLAG_PROMPT);
-  const first = [2, ...q];
-  const second = [...sep, ...p].slice(0, Math.max(0, maxLength + sep.length + pr.length - first.length));
-  return [...first, ...second, ...sep, ...pr];
-}
+const pairIds = (query: string, passage: string): number[] =>
+  flagPairIds((text) => spmEncodeText(fixture.tokenizerModel, text), 2, query, passage);
 
 const PAIRS: Array<[string, string]> = [
   ["What is the capital of China?", "The capital of China is Beijing."],

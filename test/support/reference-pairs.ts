@@ -11,12 +11,22 @@ export const FLAG_PROMPT =
   "Given a query A and a passage B, determine whether the passage contains an answer to the query by providing a prediction of either 'Yes' or 'No'.";
 
 export function referencePairIds(model: TinyGemma, query: string, passage: string, maxLength = 1024): number[] {
-  const tok = (text: string) => referenceTokenize(model.vocab, text);
+  return flagPairIds((text) => referenceTokenize(model.vocab, text), SPECIAL_IDS.bos, query, passage, maxLength);
+}
+
+/** FlagEmbedding's pair ids with any tokenizer (each piece tokenized alone, no special tokens). */
+export function flagPairIds(
+  tok: (text: string) => number[],
+  bos: number,
+  query: string,
+  passage: string,
+  maxLength = 1024,
+): number[] {
   const q = tok(`A: ${query}`).slice(0, Math.floor((maxLength * 3) / 4));
   const p = tok(`B: ${passage}`).slice(0, maxLength);
   const sep = tok("\n");
   const pr = tok(FLAG_PROMPT);
-  const first = [SPECIAL_IDS.bos, ...q];
+  const first = [bos, ...q];
   const second = [...sep, ...p].slice(0, Math.max(0, maxLength + sep.length + pr.length - first.length));
   return [...first, ...second, ...sep, ...pr];
 }
