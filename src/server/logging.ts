@@ -65,7 +65,8 @@ export function registerRequestLog(
   app.addHook("onRequest", async (request, reply) => {
     options.onStart?.();
     reply.raw.once("close", () => {
-      const clientClosed = !reply.raw.writableFinished;
+      // writableEnded: end() was called (the answer was given); also true under light-my-request.
+      const clientClosed = !reply.raw.writableEnded;
       options.onEnd?.(request, reply, clientClosed);
       const status = clientClosed ? 499 : reply.statusCode;
       const failure = failures.get(request);
