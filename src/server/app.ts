@@ -56,7 +56,15 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
       return typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
     },
     ajv: {
-      customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false, verbose: true },
+      customOptions: {
+        coerceTypes: false,
+        removeAdditional: false,
+        useDefaults: false,
+        allErrors: false,
+        verbose: true,
+        // Named request examples for the OpenAPI document (@fastify/swagger reads them): not validation.
+        keywords: ["x-examples"],
+      },
     },
     return503OnClosing: true,
   });

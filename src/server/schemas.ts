@@ -64,6 +64,52 @@ export const RerankResponse = Type.Object(
 );
 export type RerankResponse = Static<typeof RerankResponse>;
 
+/**
+ * Hugging Face text-embeddings-inference's /rerank request. The rerank routes take it when the body
+ * has `texts` (vLLM's shape has `documents`), so TEI clients work unchanged.
+ */
+export const TeiRerankRequest = Type.Object(
+  {
+    query: Type.String({ description: "The query every text is compared with." }),
+    texts: Type.Array(Type.String(), { minItems: 1, description: "Candidate texts (at least one)." }),
+    raw_scores: Optional(Type.Boolean({ description: "true: the raw logit; false (default): its sigmoid, in [0, 1]." })),
+    return_text: Optional(Type.Boolean({ description: "true: each result carries its text (default false)." })),
+    truncate: Optional(
+      Type.Boolean({
+        description: "true: cut a pair that is too long as the model's reference does; false: refuse it with 400; absent: the server's --truncation.",
+      }),
+    ),
+    truncation_direction: Optional(
+      // An enum rather than a union of literals: its 400 then names the field, not a branch.
+      Type.Unsafe<"Right" | "right" | "Left" | "left">({
+        type: "string",
+        enum: ["Right", "right", "Left", "left"],
+        description: '"Right" (default): a long text loses its end; "Left" is refused (this model is truncated as its reference does).',
+      }),
+    ),
+  },
+  { additionalProperties: true, description: "text-embeddings-inference's rerank request: `query` and `texts`." },
+);
+export type TeiRerankRequest = Static<typeof TeiRerankRequest>;
+
+/** TEI's answer: a bare array, sorted by score (descending). */
+export const TeiRerankResponse = Type.Array(
+  Type.Object({ index: Type.Integer(), score: Type.Number(), text: Type.Optional(Type.String()) }),
+  { description: "text-embeddings-inference's rerank response: results sorted by score." },
+);
+export type TeiRerankResponse = Static<typeof TeiRerankResponse>;
+
+/** What the rerank routes accept: vLLM's (and Cohere's, Jina's) request, or TEI's (it has `texts`). */
+export const RerankBody = Type.Union([RerankRequest, TeiRerankRequest], {
+  description: "vLLM's rerank request (`query` + `documents`), or text-embeddings-inference's (`query` + `texts`).",
+});
+export type RerankBody = Static<typeof RerankBody>;
+
+/** TEI's shape is chosen by the presence of `texts`, whatever else the body holds. */
+export function isTeiRerankRequest(body: unknown): boolean {
+  return body !== null && typeof body === "object" && !Array.isArray(body) && (body as { texts?: unknown }).texts !== undefined;
+}
+
 const ScoreSide = Type.Union([Type.String(), Type.Array(DocumentInput)], {
   description: "a string, or an array of strings (or {text} objects)",
 });

@@ -135,10 +135,12 @@ export async function rerank(
   served: ServedModel,
   body: RerankRequest,
   call: CallContext,
+  /** What the client called its documents, for error messages (TEI's requests say `texts`). */
+  documentsField = "documents",
 ): Promise<{ response: RerankResponse; account: ScoringAccount }> {
   checkModel(served, body.model);
   const texts = body.documents.map(documentText);
-  const specs = texts.map((document, i) => ({ query: body.query, document, field: `documents[${i}]` }));
+  const specs = texts.map((document, i) => ({ query: body.query, document, field: `${documentsField}[${i}]` }));
   const { scores, account } = await scorePairs(served, specs, body, call);
   const order = scores.map((score, index) => ({ index, score }));
   // Stable: equal scores keep ascending original index.
