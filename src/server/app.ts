@@ -18,6 +18,7 @@ import { registerRequestLog, requestFailure } from "./logging.js";
 import { RateLimiter, rateLimitHook } from "./rate-limit.js";
 import type { ModelHolder } from "./model-state.js";
 import { infoRoutes } from "./routes/info.js";
+import { playgroundRoutes } from "./routes/playground.js";
 import { scoringRoutes } from "./routes/scoring.js";
 import { tokenizeRoutes } from "./routes/tokenize.js";
 
@@ -142,6 +143,7 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
   scoringRoutes(app, model, metrics);
   tokenizeRoutes(app, model);
   infoRoutes(app, model, metrics);
+  playgroundRoutes(app);
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
 
   return { app, metrics, admission };

@@ -7,9 +7,13 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { AuthenticationError } from "./errors.js";
 import { sendError } from "./error-handler.js";
+import { PLAYGROUND_ROUTES } from "./routes/playground.js";
 
-/** Routes anyone may call: liveness, readiness, version, metrics and the API's documentation. */
-export const PUBLIC_ROUTES: readonly string[] = ["/health", "/ping", "/version", "/metrics", "/openapi.json"];
+/**
+ * Routes anyone may call: liveness, readiness, version, metrics, the API's documentation and the
+ * playground page (static files without data: the page sends the key the user enters).
+ */
+export const PUBLIC_ROUTES: readonly string[] = ["/health", "/ping", "/version", "/metrics", "/openapi.json", ...PLAYGROUND_ROUTES];
 const PUBLIC_PREFIXES: readonly string[] = ["/docs"];
 
 const digest = (key: string): Buffer => createHash("sha256").update(key, "utf8").digest();
