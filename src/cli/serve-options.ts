@@ -7,6 +7,7 @@ import { availableParallelism } from "node:os";
 import { parseArgs } from "node:util";
 import type { TruncationMode } from "../families/types.js";
 import type { Device } from "../models/llama-backend.js";
+import type { DtypeChoice } from "../models/resolve.js";
 
 export const DEFAULT_MODEL = "BAAI/bge-reranker-v2-gemma";
 
@@ -20,6 +21,8 @@ export interface ServeOptions {
   truncation: TruncationMode;
   apiKeys: string[];
   device: Device;
+  /** Tensor type when a Hugging Face checkpoint is converted. */
+  dtype: DtypeChoice;
   threads: number;
   maxNumSeqs: number;
   maxNumBatchedTokens: number;
@@ -64,6 +67,7 @@ export const SERVE_FLAGS: Record<string, FlagSpec> = {
   "api-key": { type: "string", multiple: true, value: "KEY", help: "require 'Authorization: Bearer KEY' (repeatable; also RERANKD_API_KEY=k1,k2)" },
   "api-key-file": { type: "string", value: "FILE", help: "read API keys from FILE, one per line" },
   device: { type: "string", value: "cpu|auto", help: "auto (default): a GPU (CUDA/Vulkan/Metal) when one is found, else CPU; cpu: never a GPU" },
+  dtype: { type: "string", value: "auto|f32|f16|q8_0", help: "weights' type when converting a Hugging Face checkpoint (default auto: q8_0 on CPU, f16 on a GPU)" },
   threads: { type: "string", value: "N", help: "CPU threads for evaluation (default: the cores this process may use)" },
   "max-num-seqs": { type: "string", value: "N", help: "pairs evaluated side by side, one llama.cpp sequence each (default 4)" },
   "max-num-batched-tokens": { type: "string", value: "N", help: "most tokens in one evaluation step across sequences (default 512)" },
@@ -181,6 +185,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeOpt
     truncation: oneOf("truncation", str("truncation"), ["auto", "error"] as const, "auto"),
     apiKeys: collectApiKeys(v["api-key"] as string[] | undefined, str("api-key-file"), env.RERANKD_API_KEY),
     device: oneOf("device", str("device"), ["cpu", "auto"] as const, "auto"),
+    dtype: oneOf("dtype", str("dtype"), ["auto", "f32", "f16", "q8_0"] as const, "auto"),
     threads: integer("threads", str("threads"), availableParallelism(), 1, 1024),
     maxNumSeqs: integer("max-num-seqs", str("max-num-seqs"), 4, 1, 256),
     maxNumBatchedTokens: integer("max-num-batched-tokens", str("max-num-batched-tokens"), 512, 16, 1 << 20),

@@ -65,7 +65,7 @@ export async function startServer(
   let backend: ModelBackend | null = null;
   const ready = (async () => {
     say(`loading model ${options.model} ...`);
-    const resolved = await resolveModel(options.model, { device: options.device, say });
+    const resolved = await resolveModel(options.model, { device: options.device, dtype: options.dtype, say });
     let maxLength = options.maxLength;
     // llama.cpp says why a file does not load in its log; node-llama-cpp only "Failed to load model".
     const loadErrors: string[] = [];
