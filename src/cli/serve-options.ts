@@ -13,6 +13,8 @@ export const DEFAULT_MODEL = "BAAI/bge-reranker-v2-gemma";
 
 export interface ServeOptions {
   model: string;
+  /** The family to serve the model as (--family); null: chosen from the file. */
+  family: string | null;
   host: string;
   port: number;
   servedModelName: string;
@@ -58,6 +60,7 @@ interface FlagSpec {
 
 export const SERVE_FLAGS: Record<string, FlagSpec> = {
   model: { type: "string", value: "MODEL", help: `model to serve: a .gguf file (also as the positional argument); default ${DEFAULT_MODEL}` },
+  family: { type: "string", value: "NAME", help: "score as this family (bge-reranker-v2-gemma, xlm-roberta-cross-encoder, qwen3-reranker); default: chosen from the file" },
   host: { type: "string", value: "HOST", help: "address to listen on (default 0.0.0.0)" },
   port: { type: "string", value: "PORT", help: "port to listen on (default 8000)" },
   "served-model-name": { type: "string", value: "NAME", help: "the model name clients send and see (default: the model argument)" },
@@ -178,6 +181,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeOpt
   const rateLimit = integer("rate-limit", str("rate-limit"), 0, 0);
   return {
     model,
+    family: str("family") ?? null,
     host: str("host") ?? "0.0.0.0",
     port: integer("port", str("port"), 8000, 0, 65535),
     servedModelName: str("served-model-name") ?? model,

@@ -4,8 +4,10 @@
  */
 import type { FastifyInstance } from "fastify";
 import { Scheduler } from "../engine/scheduler.js";
-import { familyForArchitecture } from "../families/index.js";
+import { familyForModel } from "../families/index.js";
 import { loadLlamaBackend } from "../models/llama-backend.js";
+import { loadLlamaRankBackend } from "../models/llama-rank-backend.js";
+import { readModelFacts } from "../models/model-facts.js";
 import { resolveModel } from "../models/resolve.js";
 import { buildApp } from "../server/app.js";
 import { FAULT_ENV, parseFaultSpec, withFaults } from "../server/fault-injection.js";
@@ -69,14 +71,19 @@ export async function startServer(
     let maxLength = options.maxLength;
     // llama.cpp says why a file does not load in its log; node-llama-cpp only "Failed to load model".
     const loadErrors: string[] = [];
-    const loaded = await loadLlamaBackend({
+    // The family is chosen from the file's header (architecture, metadata, tensors), and its readout
+    // decides the backend: last-token logits on the causal one, a classifier head on the rank one.
+    const facts = await readModelFacts(resolved.ggufPath);
+    const definition = familyForModel(facts, options.family);
+    const loadBackend = definition.readoutKind?.(facts) === "classifier" ? loadLlamaRankBackend : loadLlamaBackend;
+    const loaded = await loadBackend({
       modelPath: resolved.ggufPath,
       device: options.device,
       threads: options.threads,
       lanes: options.maxNumSeqs,
       batchTokens: options.maxNumBatchedTokens,
-      laneCapacity: ({ tokenizer, architecture }) => {
-        const family = familyForArchitecture(architecture).bind(tokenizer);
+      laneCapacity: ({ tokenizer }) => {
+        const family = definition.bind(tokenizer, facts);
         maxLength ??= family.defaultMaxLength;
         return family.maxPairTokens(maxLength);
       },
@@ -90,7 +97,7 @@ export async function startServer(
       throw new Error(reason ? `${message} (llama.cpp: ${reason.replace(/^llama_model_load: /, "")})` : message, { cause: error });
     });
     backend = faults ? withFaults(loaded, faults) : loaded;
-    const family = familyForArchitecture(backend.info.architecture).bind(backend.tokenizer);
+    const family = definition.bind(backend.tokenizer, facts);
     const served: ServedModel = {
       servedModelName: options.servedModelName,
       root: resolved.root,

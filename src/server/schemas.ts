@@ -29,6 +29,11 @@ const scoringOptions = {
   user: Optional(Type.String({ description: "End-user id: recorded in the request log, never affects scores." })),
   priority: Optional(Type.Integer({ description: "Accepted for vLLM compatibility." })),
   request_id: Optional(Type.String({ description: "Accepted for vLLM compatibility." })),
+  instruction: Optional(
+    Type.String({
+      description: "The task instruction of an instruction-following reranker (Qwen3-Reranker's <Instruct>; default: the model card's). Other models refuse it.",
+    }),
+  ),
 };
 
 export const RerankRequest = Type.Object(

@@ -51,6 +51,7 @@ interface ScoringOptionFields {
   use_activation?: boolean | null;
   truncate_prompt_tokens?: number | null;
   max_tokens_per_doc?: number | null;
+  instruction?: string | null;
 }
 
 export function checkModel(served: ServedModel, model: string | null | undefined): void {
@@ -69,10 +70,15 @@ function pairLimits(served: ServedModel, body: ScoringOptionFields): PairLimits 
       "truncate_prompt_tokens",
     );
   }
+  const instruction = body.instruction ?? undefined;
+  if (instruction !== undefined && served.family.defaultInstruction === undefined) {
+    throw new BadRequestError(`This model (${served.family.name}) takes no instruction; remove \`instruction\`.`, "instruction");
+  }
   return {
     maxLength: cap === undefined || cap === null || cap === -1 ? served.maxLength : cap,
     maxTokensPerDoc: body.max_tokens_per_doc ?? 0,
     truncation: served.truncation,
+    ...(instruction !== undefined ? { instruction } : {}),
   };
 }
 

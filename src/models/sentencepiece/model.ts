@@ -50,6 +50,8 @@ export interface NormalizerSpec {
   escapeWhitespaces: boolean;
   /** Byte length of `precompiled_charsmap` (0 when absent): non-zero means a normalization table is in use. */
   precompiledCharsmapBytes: number;
+  /** The `precompiled_charsmap` itself (empty when absent): llama.cpp's UGM tokenizer normalizes with it. */
+  precompiledCharsmap: Uint8Array;
 }
 
 export interface SentencePieceModel {
@@ -86,7 +88,7 @@ function defaultTrainerSpec(): TrainerSpec {
 }
 
 function defaultNormalizerSpec(): NormalizerSpec {
-  return { name: "", addDummyPrefix: true, removeExtraWhitespaces: true, escapeWhitespaces: true, precompiledCharsmapBytes: 0 };
+  return { name: "", addDummyPrefix: true, removeExtraWhitespaces: true, escapeWhitespaces: true, precompiledCharsmapBytes: 0, precompiledCharsmap: new Uint8Array(0) };
 }
 
 function readPiece(r: ProtoReader, index: number): SentencePiece {
@@ -161,7 +163,8 @@ function readNormalizerSpec(r: ProtoReader): NormalizerSpec {
         break;
       case 2:
         r.expect(wire, WIRE_LEN, field);
-        s.precompiledCharsmapBytes = r.bytes().byteLength;
+        s.precompiledCharsmap = r.bytes().slice();
+        s.precompiledCharsmapBytes = s.precompiledCharsmap.byteLength;
         break;
       case 3:
         r.expect(wire, WIRE_VARINT, field);
