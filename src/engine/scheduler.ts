@@ -1,20 +1,38 @@
 /**
- * The scheduler: one queue for every request's pairs, fed to the backend's lanes.
+ * The scheduler: one queue for every request's pairs, evaluated in steps on the backend's lanes
+ * (llama.cpp sequences of one context).
  *
- * Policy, in order, whenever a lane is free it takes the next pair of:
- *  1. the request with the fewest pairs currently being evaluated (so a request that arrives
- *     behind a 1,000-document request gets a lane at the next free one, not after it);
- *  2. among those, a request whose query prefix the lane already holds (its KV state is reused);
- *  3. then the oldest request.
- * Pairs of one request are taken in order. Lanes started in the same tick are evaluated in one
- * batch by the backend.
+ * A step is assembled explicitly, all lanes at once, then decoded as one batch:
+ *  1. Lanes whose request ended (cancelled, failed) are released at the step boundary.
+ *  2. Every free lane takes a pair. Fairness: the request with the fewest pairs on lanes goes first,
+ *     then one whose query prefix a free lane already holds, then the oldest; a request's pairs are
+ *     taken in order. So a request of 2 documents arriving behind one of 1,000 takes the next free
+ *     lanes: it waits at most for the pairs already on lanes to finish (bounded by one pair's
+ *     evaluation), never for the 1,000.
+ *  3. The pair goes to the free lane holding the longest prefix of it. A causal LLM reranker's pairs
+ *     start with the same query prefix ([bos] "A: " query): a lane keeps it between pairs and only
+ *     what follows it is erased. A lane without it copies it from a lane that holds it (KV copy, no
+ *     evaluation) when the backend can; when another lane is computing that prefix right now, the
+ *     pair waits for it (the lane takes other work, or rests one step) instead of computing it a
+ *     second time. Identical queries of different requests share the same way (the match is on
+ *     tokens).
+ *  4. The step's token budget (--max-num-batched-tokens) is shared out evenly (water-filling): each
+ *     lane evaluates min(its remaining tokens, c), with c as large as the budget allows. A pair
+ *     longer than its share continues in the next step (chunked prefill), so one long pair never
+ *     blocks the others and every step stays within one llama.cpp batch. Equal shares also suit
+ *     llama.cpp's per-sequence KV streams, which split a batch into equal-length pieces per sequence.
+ *  5. The backend decodes the step; finished pairs deliver their readout, and the next step starts.
  *
- * A request whose signal aborts has its queued pairs dropped at once; pairs already running finish
- * and their results are discarded.
+ * A request whose signal aborts has its queued pairs dropped at once; its pairs on lanes stop at the
+ * end of the running step (a step is the unit llama.cpp cannot interrupt).
+ *
+ * Backends without explicit steps (ModelBackend.stepper absent: the rank backend, test fakes,
+ * wrappers) get the same policy with whole pairs: each step starts one `lane.evaluate` per free
+ * lane in the same tick and waits for them; the lane itself reuses what it holds.
  */
 import { CancelledError } from "../server/errors.js";
 import type { PairTokens, Readout } from "../families/types.js";
-import type { EvaluationLane, ModelBackend } from "./backend.js";
+import type { EvaluationLane, ModelBackend, StepEvaluator, StepItem, StepOutcome } from "./backend.js";
 
 export interface ScoringJob {
   pairs: readonly PairTokens[];
@@ -37,6 +55,23 @@ export interface SchedulerStats {
   lanes: number;
 }
 
+/** Running totals since the scheduler started: for benchmarks and diagnostics. */
+export interface SchedulerCounters {
+  /** Evaluation steps run. */
+  steps: number;
+  /** Seconds spent inside steps (the backend evaluating). */
+  stepSeconds: number;
+  /** Seconds spent between steps while work was waiting (the scheduler's own cost). */
+  gapSeconds: number;
+  /** Tokens evaluated by the model. */
+  evaluatedTokens: number;
+  /** Tokens of finished pairs (what they would cost evaluated from scratch). */
+  pairTokens: number;
+  pairs: number;
+  /** Prefixes copied from another lane instead of evaluated. */
+  prefixCopies: number;
+}
+
 export interface SchedulerEvents {
   /** A lane finished a pair (or failed it): for metrics. */
   onPairDone?(info: { evaluatedTokens: number; seconds: number; failed: boolean }): void;
@@ -45,8 +80,21 @@ export interface SchedulerEvents {
    * started), then from that start to its end; for queue and inference latency metrics.
    */
   onRequestDone?(info: { queueSeconds: number | null; inferenceSeconds: number; pairs: number; outcome: "ok" | "failed" | "cancelled" }): void;
-  /** Pairs started together in one scheduling step (so decoded in one batch): for metrics. */
+  /** Pairs evaluated together in one step (so decoded in one batch): for metrics. */
   onDispatch?(info: { pairs: number; tokens: number }): void;
+}
+
+export interface SchedulerOptions {
+  /**
+   * Whether a step costs in proportion to its tokens, however they are spread over lanes (a CPU:
+   * more lanes add no throughput, they let new requests start at once and hold prefixes). Then a
+   * lane may rest a step while another computes the prefix it needs, and one request may hold at
+   * most all lanes but one, so a request arriving during a long one starts at the next step.
+   * Default: true for a backend with explicit steps running on the CPU.
+   */
+  computeBound?: boolean;
+  /** Most lanes one request may hold at once (default: all but one when compute-bound, else all). */
+  maxLanesPerRequest?: number;
 }
 
 /** Thrown to the requests of a failed evaluation; the scheduler keeps serving the others. */
@@ -56,6 +104,12 @@ export class EvaluationError extends Error {
     this.name = "EvaluationError";
   }
 }
+
+/**
+ * Shortest query prefix worth copying between lanes rather than evaluating; a prefix of one token
+ * (a bare BOS) gains nothing.
+ */
+const MIN_SHARED_PREFIX = 2;
 
 class ActiveRequest {
   nextPair = 0;
@@ -67,6 +121,7 @@ class ActiveRequest {
   firstStartedAt: number | null = null;
   readonly values: number[][];
   queuedTokens: number;
+  detach: () => void = () => undefined;
 
   constructor(
     readonly arrival: number,
@@ -83,18 +138,57 @@ class ActiveRequest {
   }
 }
 
+/** A pair on a lane. */
+interface Task {
+  request: ActiveRequest;
+  index: number;
+  pair: PairTokens;
+  /** Tokens of the pair the lane holds evaluated (valid once the task is prepared). */
+  done: number;
+  /** Tokens this task evaluated (reused ones excluded). */
+  evaluated: number;
+  startedAt: number;
+  /** How the lane gets the pair's leading tokens before its first step; null once prepared. */
+  setup: { keep: number; donor: Slot | null } | null;
+}
+
+class Slot {
+  task: Task | null = null;
+  constructor(readonly lane: EvaluationLane) {}
+}
+
 export class Scheduler {
   private readonly queue: ActiveRequest[] = [];
-  private readonly idleLanes: EvaluationLane[];
+  private readonly slots: Slot[];
+  private readonly stepper: StepEvaluator | null;
   private arrivals = 0;
   private queuedTokens = 0;
   private queuedPairs = 0;
+  private running = false;
+  private idleWaiters: Array<() => void> = [];
+  private readonly totals: SchedulerCounters = {
+    steps: 0,
+    stepSeconds: 0,
+    gapSeconds: 0,
+    evaluatedTokens: 0,
+    pairTokens: 0,
+    pairs: 0,
+    prefixCopies: 0,
+  };
+
+  /** See SchedulerOptions.computeBound. */
+  private readonly computeBound: boolean;
+  private readonly maxLanesPerRequest: number;
 
   constructor(
     private readonly backend: ModelBackend,
     private readonly events: SchedulerEvents = {},
+    options: SchedulerOptions = {},
   ) {
-    this.idleLanes = [...backend.lanes];
+    this.slots = backend.lanes.map((lane) => new Slot(lane));
+    this.stepper = backend.stepper ?? null;
+    this.computeBound = options.computeBound ?? (this.stepper !== null && backend.info.device === "cpu");
+    this.maxLanesPerRequest = options.maxLanesPerRequest ?? (this.computeBound && this.slots.length > 1 ? this.slots.length - 1 : this.slots.length);
   }
 
   submit(job: ScoringJob): Promise<JobResult> {
@@ -111,8 +205,13 @@ export class Scheduler {
       this.queue.push(request);
       this.queuedTokens += request.queuedTokens;
       this.queuedPairs += job.pairs.length;
-      job.signal?.addEventListener("abort", () => this.cancel(request, job.signal?.reason), { once: true });
-      this.pump();
+      const signal = job.signal;
+      if (signal) {
+        const onAbort = () => this.cancel(request, signal.reason);
+        signal.addEventListener("abort", onAbort, { once: true });
+        request.detach = () => signal.removeEventListener("abort", onAbort);
+      }
+      this.wake();
     });
   }
 
@@ -121,79 +220,263 @@ export class Scheduler {
       queuedRequests: this.queue.length,
       queuedPairs: this.queuedPairs,
       queuedTokens: this.queuedTokens,
-      busyLanes: this.backend.lanes.length - this.idleLanes.length,
-      lanes: this.backend.lanes.length,
+      busyLanes: this.slots.filter((s) => s.task !== null).length,
+      lanes: this.slots.length,
     };
   }
 
+  counters(): SchedulerCounters {
+    return { ...this.totals };
+  }
+
   /** Resolves once nothing is queued or running. */
-  async idle(): Promise<void> {
-    while (this.queue.length > 0 || this.idleLanes.length < this.backend.lanes.length) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
+  idle(): Promise<void> {
+    if (!this.running && this.queue.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
-  private pump(): void {
-    let started = 0;
-    let tokens = 0;
-    while (this.idleLanes.length > 0) {
-      const lane = this.idleLanes.pop() as EvaluationLane;
-      const request = this.pick(lane);
-      if (!request) {
-        this.idleLanes.push(lane);
-        break;
+  private wake(): void {
+    if (this.running) return;
+    this.running = true;
+    void this.loop();
+  }
+
+  /**
+   * The step loop. Runs while there is work; between an assignment that finds nothing and the
+   * loop's exit there is no await, so a submission can never be left unnoticed.
+   */
+  private async loop(): Promise<void> {
+    let gapStart = performance.now();
+    try {
+      for (;;) {
+        this.releaseEnded();
+        this.assign();
+        const active = this.slots.filter((s): s is Slot & { task: Task } => s.task !== null);
+        if (active.length === 0) break;
+        await this.prepare(active);
+        const ready = active.filter((s) => s.task !== null && !s.task.request.settled);
+        if (ready.length === 0) continue;
+        const items = this.stepper ? this.chunks(ready) : this.wholePairs(ready);
+        this.events.onDispatch?.({ pairs: items.length, tokens: items.reduce((n, { item }) => n + item.to - item.from, 0) });
+        const started = performance.now();
+        this.totals.gapSeconds += (started - gapStart) / 1000;
+        const outcomes = await this.run(items.map(({ item }) => item));
+        gapStart = performance.now();
+        this.totals.steps++;
+        this.totals.stepSeconds += (gapStart - started) / 1000;
+        await this.finish(items, outcomes);
       }
-      started++;
-      tokens += request.job.pairs[request.nextPair].tokens.length;
-      void this.run(lane, request, request.nextPair++);
+    } catch (error) {
+      // A bug here must not wedge the server: fail what is queued, free the lanes.
+      for (const request of [...this.queue]) this.settle(request, new EvaluationError(error));
+      for (const slot of this.slots) slot.task = null;
+    } finally {
+      this.running = false;
+      // Work submitted while the loop was finishing a failure: run again.
+      if (this.queue.some((r) => r.pending > 0)) this.wake();
+      else for (const resolve of this.idleWaiters.splice(0)) resolve();
     }
-    if (started > 0) this.events.onDispatch?.({ pairs: started, tokens });
   }
 
-  private pick(lane: EvaluationLane): ActiveRequest | undefined {
+  /** Frees the lanes of requests that ended (cancelled or failed) since the last step. */
+  private releaseEnded(): void {
+    for (const slot of this.slots) {
+      if (slot.task?.request.settled) slot.task = null;
+    }
+  }
+
+  /** Gives every free lane a pair, by the fairness policy, placing pairs where their prefix is. */
+  private assign(): void {
+    const free = new Set(this.slots.filter((s) => s.task === null));
+    if (free.size === 0) return;
+    const waiting = new Set<ActiveRequest>();
+    this.assignPass(free, waiting, true);
+    // On a GPU a lane left resting costs throughput: there, a pair waits for a prefix being
+    // computed elsewhere only when the lane found other work; otherwise it computes it too.
+    if (!this.computeBound && free.size > 0 && waiting.size > 0) this.assignPass(free, new Set(), false);
+  }
+
+  private assignPass(free: Set<Slot>, waiting: Set<ActiveRequest>, mayWait: boolean): void {
+    while (free.size > 0) {
+      const request = this.pickRequest(free, waiting);
+      if (!request) return;
+      const pair = request.job.pairs[request.nextPair];
+      const slot = bestSlot(free, pair);
+      const own = commonPrefix(slot.lane.heldTokens(), pair.tokens);
+      let setup: Task["setup"] = { keep: Math.min(own, pair.tokens.length - 1), donor: null };
+      if (this.stepper?.copy && own < pair.prefixLength && pair.prefixLength >= MIN_SHARED_PREFIX) {
+        const donor = this.slots.find((s) => s !== slot && commonPrefix(s.lane.heldTokens(), pair.tokens) >= pair.prefixLength);
+        if (donor) {
+          setup = { keep: Math.min(commonPrefix(donor.lane.heldTokens(), pair.tokens), pair.tokens.length - 1), donor };
+        } else if (mayWait && this.slots.some((s) => s.task && s.task.done < pair.prefixLength && sharesPrefix(s.task.pair, pair))) {
+          // Another lane is computing this prefix now: copy it from there next step.
+          waiting.add(request);
+          continue;
+        }
+      }
+      free.delete(slot);
+      request.nextPair++;
+      request.inFlight++;
+      request.queuedTokens -= pair.tokens.length;
+      this.queuedTokens -= pair.tokens.length;
+      this.queuedPairs--;
+      const now = performance.now();
+      request.firstStartedAt ??= now;
+      slot.task = { request, index: request.nextPair - 1, pair, done: 0, evaluated: 0, startedAt: now, setup };
+    }
+  }
+
+  private pickRequest(free: ReadonlySet<Slot>, waiting: ReadonlySet<ActiveRequest>): ActiveRequest | undefined {
     let best: ActiveRequest | undefined;
-    let bestHolds = false;
-    const held = lane.heldTokens();
+    let bestHeld = false;
     for (const request of this.queue) {
-      if (request.pending === 0) continue;
-      const holds = holdsPrefix(held, request.job.pairs[request.nextPair]);
-      if (
-        !best ||
-        request.inFlight < best.inFlight ||
-        (request.inFlight === best.inFlight && holds && !bestHolds)
-      ) {
+      if (request.pending === 0 || request.settled || waiting.has(request)) continue;
+      if (request.inFlight >= this.maxLanesPerRequest) continue;
+      if (best && request.inFlight > best.inFlight) continue;
+      const pair = request.job.pairs[request.nextPair];
+      const held = pair.prefixLength > 0 && [...free].some((s) => commonPrefix(s.lane.heldTokens(), pair.tokens) >= pair.prefixLength);
+      if (!best || request.inFlight < best.inFlight || (held && !bestHeld)) {
         best = request;
-        bestHolds = holds;
+        bestHeld = held;
       }
     }
     return best;
   }
 
-  private async run(lane: EvaluationLane, request: ActiveRequest, index: number): Promise<void> {
-    const pair = request.job.pairs[index];
-    request.firstStartedAt ??= performance.now();
-    request.inFlight++;
-    this.queuedTokens -= pair.tokens.length;
-    request.queuedTokens -= pair.tokens.length;
-    this.queuedPairs--;
-    const started = performance.now();
-    try {
-      const { values, evaluatedTokens } = await lane.evaluate(pair.tokens, request.job.readout);
-      this.events.onPairDone?.({ evaluatedTokens, seconds: (performance.now() - started) / 1000, failed: false });
-      request.inFlight--;
-      request.finished++;
-      request.values[index] = values;
-      request.evaluatedTokens += evaluatedTokens;
-      if (request.finished === request.job.pairs.length) this.settle(request, null);
-    } catch (error) {
-      this.events.onPairDone?.({ evaluatedTokens: 0, seconds: (performance.now() - started) / 1000, failed: true });
-      request.inFlight--;
-      this.settle(request, new EvaluationError(error));
-      await lane.reset().catch(() => undefined);
-    } finally {
-      this.idleLanes.push(lane);
-      this.pump();
+  /**
+   * Brings newly assigned lanes to their starting state: copies first (they read other lanes'
+   * current state, which the truncations below may change), then truncations.
+   */
+  private async prepare(active: ReadonlyArray<Slot & { task: Task }>): Promise<void> {
+    const fresh = active.filter((s) => s.task.setup !== null);
+    if (!this.stepper) {
+      // Whole-pair backends reuse what the lane holds inside lane.evaluate.
+      for (const slot of fresh) slot.task.setup = null;
+      return;
     }
+    const stepper = this.stepper;
+    const setups = fresh.map((slot) => ({ slot, task: slot.task, setup: slot.task.setup as NonNullable<Task["setup"]> }));
+    for (const entry of setups) entry.task.setup = null;
+    for (const { slot, task, setup } of setups) {
+      if (!setup.donor || !stepper.copy) continue;
+      const copied = await stepper.copy(slot.lane, setup.donor.lane, setup.keep).catch(() => false);
+      if (copied && commonPrefix(slot.lane.heldTokens(), task.pair.tokens) >= setup.keep) {
+        this.totals.prefixCopies++;
+        task.done = setup.keep;
+        setup.donor = null;
+        setup.keep = -1;
+      } else {
+        // Not copied: evaluate from what the lane itself holds.
+        setup.donor = null;
+        setup.keep = Math.min(commonPrefix(slot.lane.heldTokens(), task.pair.tokens), task.pair.tokens.length - 1);
+      }
+    }
+    for (const { slot, task, setup } of setups) {
+      if (setup.keep < 0) continue;
+      try {
+        if (slot.lane.heldTokens().length !== setup.keep) await stepper.truncate(slot.lane, setup.keep);
+        task.done = setup.keep;
+      } catch (error) {
+        await this.fail(slot, task, error);
+      }
+    }
+  }
+
+  /**
+   * The step's items under the token budget: shared out evenly among requests, then among each
+   * request's lanes (water-filling both times); a pair longer than its share continues next step.
+   */
+  private chunks(ready: ReadonlyArray<Slot & { task: Task }>): Array<{ slot: Slot; task: Task; item: StepItem }> {
+    const remaining = ready.map((s) => s.task.pair.tokens.length - s.task.done);
+    const groups = new Map<ActiveRequest, number[]>();
+    ready.forEach((slot, i) => {
+      const group = groups.get(slot.task.request);
+      if (group) group.push(i);
+      else groups.set(slot.task.request, [i]);
+    });
+    const members = [...groups.values()];
+    const requestShares = waterFill(
+      members.map((m) => m.reduce((n, i) => n + remaining[i], 0)),
+      Math.max(1, this.backend.info.batchTokens),
+    );
+    const shares = new Array<number>(ready.length).fill(0);
+    members.forEach((m, g) => {
+      const laneShares = waterFill(
+        m.map((i) => remaining[i]),
+        requestShares[g],
+      );
+      m.forEach((i, k) => (shares[i] = laneShares[k]));
+    });
+    const items: Array<{ slot: Slot; task: Task; item: StepItem }> = [];
+    ready.forEach((slot, i) => {
+      if (shares[i] === 0) return;
+      const task = slot.task;
+      const to = task.done + shares[i];
+      const end = to === task.pair.tokens.length;
+      items.push({ slot, task, item: { lane: slot.lane, tokens: task.pair.tokens, from: task.done, to, readout: end ? task.request.job.readout : null } });
+    });
+    // Ascending lane ids: llama.cpp groups consecutive sequences into one ubatch.
+    return items.sort((a, b) => a.slot.lane.id - b.slot.lane.id);
+  }
+
+  private wholePairs(ready: ReadonlyArray<Slot & { task: Task }>): Array<{ slot: Slot; task: Task; item: StepItem }> {
+    return ready.map((slot) => ({
+      slot,
+      task: slot.task,
+      item: { lane: slot.lane, tokens: slot.task.pair.tokens, from: 0, to: slot.task.pair.tokens.length, readout: slot.task.request.job.readout },
+    }));
+  }
+
+  private async run(items: readonly StepItem[]): Promise<Array<StepOutcome & { evaluated?: number }>> {
+    if (this.stepper) return this.stepper.step(items);
+    // Whole pairs through lane.evaluate, all started in the same tick so the backend batches them.
+    const settled = await Promise.allSettled(items.map((item) => item.lane.evaluate(item.tokens, item.readout as Readout)));
+    return settled.map((s) =>
+      s.status === "fulfilled" ? { ok: true, values: s.value.values, evaluated: s.value.evaluatedTokens } : { ok: false, error: s.reason as unknown },
+    );
+  }
+
+  private async finish(
+    items: ReadonlyArray<{ slot: Slot; task: Task; item: StepItem }>,
+    outcomes: ReadonlyArray<StepOutcome & { evaluated?: number }>,
+  ): Promise<void> {
+    for (let i = 0; i < items.length; i++) {
+      const { slot, task, item } = items[i];
+      const outcome = outcomes[i];
+      if (!outcome || !outcome.ok) {
+        await this.fail(slot, task, outcome ? outcome.error : new Error("the backend returned no outcome"));
+        continue;
+      }
+      const evaluated = outcome.evaluated ?? item.to - item.from;
+      task.evaluated += evaluated;
+      task.done = item.to;
+      this.totals.evaluatedTokens += evaluated;
+      if (item.to < task.pair.tokens.length) continue;
+      slot.task = null;
+      const request = task.request;
+      request.inFlight--;
+      this.totals.pairs++;
+      this.totals.pairTokens += task.pair.tokens.length;
+      this.events.onPairDone?.({ evaluatedTokens: task.evaluated, seconds: (performance.now() - task.startedAt) / 1000, failed: false });
+      if (request.settled) continue;
+      if (!outcome.values) {
+        this.settle(request, new EvaluationError(new Error("the backend returned no readout for a finished pair")));
+        continue;
+      }
+      request.values[task.index] = outcome.values;
+      request.evaluatedTokens += task.evaluated;
+      request.finished++;
+      if (request.finished === request.job.pairs.length) this.settle(request, null);
+    }
+  }
+
+  /** A pair failed: its request fails, its lane is wiped (its KV state is unknown) and freed. */
+  private async fail(slot: Slot, task: Task, error: unknown): Promise<void> {
+    this.events.onPairDone?.({ evaluatedTokens: 0, seconds: (performance.now() - task.startedAt) / 1000, failed: true });
+    task.request.inFlight--;
+    this.settle(task.request, new EvaluationError(error));
+    slot.task = null;
+    await (this.stepper ? this.stepper.reset(slot.lane) : slot.lane.reset()).catch(() => undefined);
   }
 
   private cancel(request: ActiveRequest, reason: unknown): void {
@@ -204,6 +487,7 @@ export class Scheduler {
   private settle(request: ActiveRequest, error: unknown): void {
     if (request.settled) return;
     request.settled = true;
+    request.detach();
     const at = this.queue.indexOf(request);
     if (at >= 0) this.queue.splice(at, 1);
     this.queuedTokens -= request.queuedTokens;
@@ -223,8 +507,59 @@ export class Scheduler {
   }
 }
 
-function holdsPrefix(held: readonly number[], pair: PairTokens | undefined): boolean {
-  if (!pair || held.length < pair.prefixLength || pair.prefixLength === 0) return false;
-  for (let i = 0; i < pair.prefixLength; i++) if (held[i] !== pair.tokens[i]) return false;
+/** The free lane holding the longest prefix of the pair; ties go to the lowest lane id. */
+function bestSlot(free: ReadonlySet<Slot>, pair: PairTokens): Slot {
+  let best: Slot | undefined;
+  let bestLength = -1;
+  for (const slot of free) {
+    const length = commonPrefix(slot.lane.heldTokens(), pair.tokens);
+    if (length > bestLength || (length === bestLength && best !== undefined && slot.lane.id < best.lane.id)) {
+      best = slot;
+      bestLength = length;
+    }
+  }
+  return best as Slot;
+}
+
+function sharesPrefix(a: PairTokens, b: PairTokens): boolean {
+  if (a.prefixLength !== b.prefixLength || a.prefixLength === 0) return false;
+  for (let i = 0; i < a.prefixLength; i++) if (a.tokens[i] !== b.tokens[i]) return false;
   return true;
+}
+
+export function commonPrefix(a: readonly number[], b: readonly number[]): number {
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a[i] === b[i]) i++;
+  return i;
+}
+
+/**
+ * Splits `budget` tokens among lanes needing `remaining[i]` each: every lane gets min(remaining, c)
+ * with the largest c that fits (water-filling). When there are more lanes than tokens, the first
+ * lanes get one token each and the rest wait.
+ */
+export function waterFill(remaining: readonly number[], budget: number): number[] {
+  const total = remaining.reduce((a, b) => a + b, 0);
+  if (total <= budget) return [...remaining];
+  const order = remaining.map((r, i) => ({ r, i })).sort((a, b) => a.r - b.r);
+  const shares = new Array<number>(remaining.length).fill(0);
+  let left = budget;
+  for (let k = 0; k < order.length; k++) {
+    const lanesLeft = order.length - k;
+    const { r, i } = order[k];
+    if (r * lanesLeft <= left) {
+      shares[i] = r;
+      left -= r;
+      continue;
+    }
+    const c = Math.floor(left / lanesLeft);
+    if (c === 0) {
+      for (let j = k; j < order.length && left > 0; j++, left--) shares[order[j].i] = 1;
+      return shares;
+    }
+    for (let j = k; j < order.length; j++) shares[order[j].i] = c;
+    return shares;
+  }
+  return shares;
 }

@@ -4,6 +4,8 @@ import { EvaluationError, Scheduler } from "../../src/engine/scheduler.js";
 import { CancelledError } from "../../src/server/errors.js";
 import type { PairTokens, Readout } from "../../src/families/types.js";
 import { FakeBackend, fakeScore } from "../support/fake-backend.js";
+import { StepFakeBackend, readout as stepReadout } from "./step-fake.js";
+import { createRng } from "../support/rng.js";
 
 const readout: Readout = { kind: "last-token-logits", tokenIds: [0] };
 
@@ -106,4 +108,242 @@ test("an evaluation failure fails only its request; the lane is reset and the ne
   assert.equal(after.values.length, 4);
   await scheduler.idle();
   assert.deepEqual(scheduler.stats(), { queuedRequests: 0, queuedPairs: 0, queuedTokens: 0, busyLanes: 0, lanes: 2 });
+});
+
+// ---------------------------------------------------------------------------
+// Explicit steps (backends with a stepper: the llama.cpp causal backend), on a fake that enforces
+// the KV contract and computes each score from what the lane really holds.
+
+
+/** A pair of `query` (prefix of `prefixLength` tokens) and a document unique to (tag, d). */
+function stepPair(query: number, prefixLength: number, tag: number, d: number, docLength: number): PairTokens {
+  const prefix = [1, ...Array.from({ length: prefixLength - 1 }, (_, k) => 10_000 + query * 100 + k)];
+  const doc = Array.from({ length: docLength }, (_, k) => 200_000 + tag * 10_000 + d * 100 + k);
+  return { tokens: [...prefix, ...doc, 7, 8, 9], prefixLength };
+}
+
+function stepPairs(query: number, documents: number, options: { tag: number; prefixLength?: number; docLength?: number | ((d: number) => number) }): PairTokens[] {
+  const length = options.docLength ?? 5;
+  return Array.from({ length: documents }, (_, d) =>
+    stepPair(query, options.prefixLength ?? 6, options.tag, d, typeof length === "function" ? length(d) : length),
+  );
+}
+
+function assertScores(result: { values: number[][] }, pairs: readonly PairTokens[]): void {
+  assert.deepEqual(
+    result.values.map((v) => v[0]),
+    pairs.map((p) => fakeScore(p.tokens)),
+  );
+}
+
+test("steps: every step stays within the token budget, long pairs continue across steps, scores are exact", async () => {
+  const backend = new StepFakeBackend(3, 32);
+  const scheduler = new Scheduler(backend);
+  const jobs = [stepPairs(1, 7, { tag: 1, docLength: (d) => 20 + d * 13 }), stepPairs(2, 5, { tag: 2, docLength: 3 })];
+  const results = await Promise.all(jobs.map((pairs) => scheduler.submit({ pairs, readout: stepReadout })));
+  results.forEach((r, i) => assertScores(r, jobs[i]));
+  assert.deepEqual(backend.violations, []);
+  assert.ok(backend.steps.every((s) => s.tokens <= 32));
+  assert.ok(backend.steps.some((s) => s.items.some((i) => !i.readout)), "some pair was split into chunks");
+  // Steps are full whenever enough work is waiting: the budget is shared out, not left idle.
+  assert.ok(backend.steps.filter((s) => s.tokens === 32).length >= backend.steps.length / 2);
+});
+
+test("steps: a request's query prefix is evaluated once, other lanes copy it", async () => {
+  const backend = new StepFakeBackend(4, 512);
+  const scheduler = new Scheduler(backend, {}, { computeBound: true, maxLanesPerRequest: 4 });
+  const pairs = stepPairs(3, 20, { tag: 3, prefixLength: 12, docLength: 9 });
+  const result = await scheduler.submit({ pairs, readout: stepReadout });
+  assertScores(result, pairs);
+  assert.deepEqual(backend.violations, []);
+  const docPart = pairs[0].tokens.length - 12;
+  assert.equal(backend.evaluatedTokens(), 12 + 20 * docPart, "the prefix's 12 tokens were evaluated once");
+  assert.equal(result.evaluatedTokens, backend.evaluatedTokens());
+  assert.equal(backend.copies.length, 3, "the three other lanes copied it");
+  assert.equal(scheduler.counters().prefixCopies, 3);
+  // The first step ran the prefix on one lane only; from the second on all four lanes work.
+  assert.equal(backend.steps[0].items.length, 1);
+  assert.equal(backend.steps[1].items.length, 4);
+});
+
+test("steps: on a GPU (not compute-bound) no lane rests: lanes without other work compute the prefix too", async () => {
+  const backend = new StepFakeBackend(4, 512);
+  const scheduler = new Scheduler(backend, {}, { computeBound: false });
+  const pairs = stepPairs(3, 20, { tag: 3, prefixLength: 12, docLength: 9 });
+  assertScores(await scheduler.submit({ pairs, readout: stepReadout }), pairs);
+  assert.deepEqual(backend.violations, []);
+  assert.equal(backend.steps[0].items.length, 4, "all four lanes work from the first step");
+  const docPart = pairs[0].tokens.length - 12;
+  assert.equal(backend.evaluatedTokens(), 4 * 12 + 20 * docPart);
+});
+
+test("steps: on the CPU one request leaves a lane free, so a request arriving next starts at the next step", async () => {
+  const backend = new StepFakeBackend(4, 64);
+  const scheduler = new Scheduler(backend);
+  const large = scheduler.submit({ pairs: stepPairs(1, 40, { tag: 1, docLength: 50 }), readout: stepReadout });
+  while (backend.steps.length < 3) await new Promise((r) => setTimeout(r, 1));
+  assert.ok(backend.steps.every((s) => s.items.length <= 3), "the long request holds at most 3 of 4 lanes");
+  const at = backend.steps.length;
+  const pairs = stepPairs(2, 1, { tag: 2, docLength: 10 });
+  const small = scheduler.submit({ pairs, readout: stepReadout });
+  await small;
+  assert.ok(backend.steps.length - at <= 2, `the small request finished ${backend.steps.length - at} steps after it arrived`);
+  // The budget is shared by request: the small request got half of its step, not a quarter.
+  const smallItems = backend.steps.slice(at).flatMap((s) => s.items.filter((i) => i.query === pairs[0].tokens[1]).map((i) => ({ i, s })));
+  assert.ok(smallItems.some(({ i }) => i.to - i.from >= 32 || i.to === i.pairLength));
+  await large;
+  assert.deepEqual(backend.violations, []);
+});
+
+test("steps: identical queries of concurrent requests share one prefix evaluation", async () => {
+  const backend = new StepFakeBackend(2, 512);
+  const scheduler = new Scheduler(backend);
+  const a = stepPairs(4, 6, { tag: 4, prefixLength: 10 });
+  const b = stepPairs(4, 6, { tag: 5, prefixLength: 10 });
+  const c = stepPairs(4, 1, { tag: 6, prefixLength: 10 });
+  const results = await Promise.all([a, b, c].map((pairs) => scheduler.submit({ pairs, readout: stepReadout })));
+  [a, b, c].forEach((pairs, i) => assertScores(results[i], pairs));
+  assert.deepEqual(backend.violations, []);
+  const docPart = a[0].tokens.length - 10;
+  assert.equal(backend.evaluatedTokens(), 10 + 13 * docPart);
+});
+
+test("steps: without a KV copy each lane evaluates the prefix once and keeps it", async () => {
+  const backend = new StepFakeBackend(3, 512, { copy: false });
+  const scheduler = new Scheduler(backend, {}, { computeBound: false });
+  const pairs = stepPairs(5, 12, { tag: 7, prefixLength: 8 });
+  const result = await scheduler.submit({ pairs, readout: stepReadout });
+  assertScores(result, pairs);
+  assert.deepEqual(backend.violations, []);
+  const docPart = pairs[0].tokens.length - 8;
+  assert.equal(backend.evaluatedTokens(), 3 * 8 + 12 * docPart);
+  // Between pairs a lane only drops what follows the prefix.
+  assert.ok(backend.truncations.every((t) => t.keep === 8 || t.keep === 0), JSON.stringify(backend.truncations));
+});
+
+test("steps: small requests arriving during a 256-document request finish within a few steps", async () => {
+  const backend = new StepFakeBackend(4, 256);
+  const scheduler = new Scheduler(backend);
+  const large = scheduler.submit({ pairs: stepPairs(6, 256, { tag: 8, docLength: 40 }), readout: stepReadout });
+  const smallWaits: number[] = [];
+  const smalls: Array<Promise<void>> = [];
+  for (let k = 0; k < 6; k++) {
+    await new Promise((r) => setTimeout(r, 15));
+    const pairs = stepPairs(100 + k, 2, { tag: 100 + k, docLength: 40 });
+    const submittedAtStep = backend.steps.length;
+    smalls.push(
+      scheduler.submit({ pairs, readout: stepReadout }).then((r) => {
+        assertScores(r, pairs);
+        smallWaits.push(backend.steps.length - submittedAtStep);
+      }),
+    );
+  }
+  await Promise.all([large, ...smalls]);
+  assert.deepEqual(backend.violations, []);
+  // A 2-pair request needs one step for its prefix and pairs, one more at most for a lane to free up
+  // (pairs here fit one step), and one for a second prefix copy: never the 256-document backlog.
+  assert.ok(Math.max(...smallWaits) <= 4, `small requests waited ${smallWaits.join(", ")} steps`);
+  console.log(`small requests waited ${smallWaits.join(", ")} steps`);
+});
+
+test("steps: a cancelled request leaves the lanes at the next step boundary, mid-pair included", async () => {
+  const backend = new StepFakeBackend(2, 16);
+  backend.delayMs = 3;
+  const scheduler = new Scheduler(backend);
+  const controller = new AbortController();
+  const doomedPairs = stepPairs(9, 50, { tag: 9, docLength: 60 });
+  const doomed = scheduler.submit({ pairs: doomedPairs, readout: stepReadout, signal: controller.signal });
+  const otherPairs = stepPairs(10, 3, { tag: 10, docLength: 60 });
+  const other = scheduler.submit({ pairs: otherPairs, readout: stepReadout });
+  while (backend.steps.length < 5) await new Promise((r) => setTimeout(r, 1));
+  controller.abort(new CancelledError("client-closed"));
+  const cancelledAt = backend.steps.length;
+  await assert.rejects(doomed, CancelledError);
+  assert.equal(scheduler.stats().queuedPairs, scheduler.stats().queuedPairs); // stats readable mid-flight
+  assertScores(await other, otherPairs);
+  const later = backend.steps.slice(cancelledAt + 1).flatMap((s) => s.items).filter((i) => i.query === doomedPairs[0].tokens[1]);
+  assert.equal(later.length, 0, "no chunk of the cancelled request ran after the step in progress");
+  await scheduler.idle();
+  assert.deepEqual(scheduler.stats(), { queuedRequests: 0, queuedPairs: 0, queuedTokens: 0, busyLanes: 0, lanes: 2 });
+  assert.deepEqual(backend.violations, []);
+});
+
+test("steps: a failed item fails its request only; the lane is reset and serves the next pair correctly", async () => {
+  const backend = new StepFakeBackend(2, 64);
+  const scheduler = new Scheduler(backend);
+  backend.failOnToken = 424_242;
+  const bad: PairTokens[] = [...stepPairs(11, 3, { tag: 11 }), { tokens: [1, 424_242, 5, 6], prefixLength: 2 }];
+  const good = stepPairs(12, 6, { tag: 12 });
+  const [badResult, goodResult] = await Promise.allSettled([
+    scheduler.submit({ pairs: bad, readout: stepReadout }),
+    scheduler.submit({ pairs: good, readout: stepReadout }),
+  ]);
+  assert.equal(badResult.status, "rejected");
+  assert.ok((badResult as PromiseRejectedResult).reason instanceof EvaluationError);
+  assert.equal(goodResult.status, "fulfilled");
+  assertScores((goodResult as PromiseFulfilledResult<{ values: number[][] }>).value, good);
+  assert.ok(backend.resets.length >= 1, "the failed lane was reset");
+  backend.failOnToken = null;
+  const after = stepPairs(11, 4, { tag: 13 });
+  assertScores(await scheduler.submit({ pairs: after, readout: stepReadout }), after);
+  assert.deepEqual(backend.violations, []);
+});
+
+test("steps: random concurrent load with overlapping and identical queries, mixed sizes and cancellations", async () => {
+  const rng = createRng(4);
+  for (const [lanes, budget, copy] of [
+    [1, 16, true],
+    [3, 40, true],
+    [4, 512, true],
+    [5, 64, false],
+  ] as const) {
+    const backend = new StepFakeBackend(lanes, budget, { copy });
+    backend.delayMs = 0;
+    const scheduler = new Scheduler(backend);
+    const runs: Array<Promise<void>> = [];
+    let cancelled = 0;
+    for (let r = 0; r < 40; r++) {
+      const pairs = stepPairs(rng.int(5), 1 + rng.int(12), {
+        tag: r,
+        prefixLength: 2 + rng.int(10),
+        docLength: () => 1 + rng.int(50),
+      });
+      // Same query id, different prefix lengths: the tokens differ too, so they must not share.
+      const controller = new AbortController();
+      const submitted = scheduler.submit({ pairs, readout: stepReadout, signal: controller.signal });
+      if (rng.uniform() < 0.25) {
+        const delay = rng.int(6);
+        setTimeout(() => controller.abort(new CancelledError("client-closed")), delay);
+        runs.push(submitted.then(() => undefined, (e: unknown) => void (assert.ok(e instanceof CancelledError), cancelled++)));
+      } else {
+        runs.push(submitted.then((result) => assertScores(result, pairs)));
+      }
+      if (rng.uniform() < 0.3) await new Promise((res) => setTimeout(res, rng.int(3)));
+    }
+    await Promise.all(runs);
+    await scheduler.idle();
+    assert.deepEqual(backend.violations, [], `lanes ${lanes}, budget ${budget}`);
+    assert.deepEqual(scheduler.stats(), { queuedRequests: 0, queuedPairs: 0, queuedTokens: 0, busyLanes: 0, lanes });
+    assert.ok(cancelled <= 40);
+  }
+});
+
+test("waterFill shares a budget evenly and never exceeds it", async () => {
+  const { waterFill } = await import("../../src/engine/scheduler.js");
+  assert.deepEqual(waterFill([10, 20, 30], 100), [10, 20, 30]);
+  assert.deepEqual(waterFill([10, 200, 300], 100), [10, 45, 45]);
+  assert.deepEqual(waterFill([100, 100, 100, 100], 512), [100, 100, 100, 100]);
+  assert.deepEqual(waterFill([190, 190, 190, 190], 512), [128, 128, 128, 128]);
+  assert.deepEqual(waterFill([5, 5, 5], 2), [1, 1, 0]);
+  const rng = createRng(9);
+  for (let k = 0; k < 200; k++) {
+    const remaining = Array.from({ length: 1 + rng.int(8) }, () => 1 + rng.int(300));
+    const budget = 1 + rng.int(600);
+    const shares = waterFill(remaining, budget);
+    const total = shares.reduce((a, b) => a + b, 0);
+    assert.ok(total <= budget);
+    shares.forEach((s, i) => assert.ok(s >= 0 && s <= remaining[i]));
+    if (remaining.reduce((a, b) => a + b, 0) <= budget) assert.deepEqual(shares, remaining);
+    else assert.ok(total > budget - remaining.length, `${total} of ${budget} used`);
+  }
 });
