@@ -91,7 +91,9 @@ export async function startServer(
         if (level === "error" && model.state.status === "loading") loadErrors.push(message);
         app.log[level]({ source: "llama.cpp" }, message);
       },
-    }).catch((error: unknown) => {
+    }).catch(async (error: unknown) => {
+      // llama.cpp's log lines come through a thread-safe callback and may trail the rejection.
+      await sleep(200);
       const reason = loadErrors.find((m) => /error loading model|invalid|corrupt|failed to read|not within/i.test(m)) ?? loadErrors[0];
       const message = error instanceof Error ? error.message : String(error);
       throw new Error(reason ? `${message} (llama.cpp: ${reason.replace(/^llama_model_load: /, "")})` : message, { cause: error });

@@ -1,0 +1,100 @@
+/**
+ * A bounded loopback load generator (undici Pool): sends exactly `total` requests to one server
+ * with at most `concurrency` in flight, stops at `deadlineMs` whatever happens, and counts statuses
+ * and latencies. Used by test/cli/load.test.ts (a bounded run in `npm test`) and test/cli/soak.ts
+ * (the larger figures of docs/RELIABILITY.md). Only ever aimed at 127.0.0.1.
+ */
+import { readFileSync } from "node:fs";
+import { Pool } from "undici";
+
+export interface LoadOptions {
+  /** Base URL of the server, http://127.0.0.1:PORT. */
+  url: string;
+  path: string;
+  /** The JSON body of request i. */
+  body: (i: number) => unknown;
+  total: number;
+  concurrency: number;
+  /** Hard stop: requests not sent by then are not sent. */
+  deadlineMs: number;
+  /** Checks a 200's parsed body for request i; a false return counts as a wrong answer. */
+  check?: (i: number, body: unknown) => boolean;
+}
+
+export interface LoadResult {
+  sent: number;
+  statuses: Record<string, number>;
+  /** Connection errors, timeouts, unparsable bodies. */
+  errors: number;
+  wrong: number;
+  seconds: number;
+  requestsPerSecond: number;
+  /** Latency percentiles in milliseconds, per status. */
+  latency: Record<string, { p50: number; p99: number; max: number }>;
+  firstError?: string;
+}
+
+export async function runLoad(options: LoadOptions): Promise<LoadResult> {
+  const url = new URL(options.url);
+  if (url.hostname !== "127.0.0.1" && url.hostname !== "localhost") throw new Error("load is only sent to loopback");
+  const pool = new Pool(url.origin, { connections: options.concurrency, pipelining: 1, keepAliveTimeout: 10_000 });
+  const started = performance.now();
+  const deadline = started + options.deadlineMs;
+  const statuses: Record<string, number> = {};
+  const latencies = new Map<string, number[]>();
+  let next = 0;
+  let errors = 0;
+  let wrong = 0;
+  let firstError: string | undefined;
+  const worker = async () => {
+    while (next < options.total && performance.now() < deadline) {
+      const i = next++;
+      const t0 = performance.now();
+      try {
+        const response = await pool.request({
+          path: options.path,
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify(options.body(i)),
+          headersTimeout: Math.max(1000, deadline - performance.now()),
+          bodyTimeout: Math.max(1000, deadline - performance.now()),
+        });
+        const text = await response.body.text();
+        const key = String(response.statusCode);
+        statuses[key] = (statuses[key] ?? 0) + 1;
+        const list = latencies.get(key) ?? [];
+        list.push(performance.now() - t0);
+        latencies.set(key, list);
+        const parsed: unknown = JSON.parse(text);
+        if (response.statusCode === 200 && options.check && !options.check(i, parsed)) wrong++;
+      } catch (error) {
+        errors++;
+        firstError ??= error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: options.concurrency }, worker));
+  const seconds = (performance.now() - started) / 1000;
+  await pool.close();
+  const latency: LoadResult["latency"] = {};
+  for (const [key, list] of latencies) {
+    list.sort((a, b) => a - b);
+    const at = (q: number) => Math.round(list[Math.min(list.length - 1, Math.floor(q * list.length))] * 10) / 10;
+    latency[key] = { p50: at(0.5), p99: at(0.99), max: Math.round(list[list.length - 1] * 10) / 10 };
+  }
+  return { sent: next, statuses, errors, wrong, seconds, requestsPerSecond: Math.round(next / seconds), latency, firstError };
+}
+
+/** Resident set size of a process in MiB, from /proc (Linux). */
+export function rssMiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kib = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? NaN);
+  return Math.round((kib / 1024) * 10) / 10;
+}
+
+/** A Prometheus sample's value from /metrics text, e.g. metric(text, 'rerankd_queue_tokens'). */
+export function metric(text: string, name: string): number {
+  const escaped = name.replace(/[{}"()\\[\]]/g, (c) => `\\${c}`);
+  const match = new RegExp(`^${escaped} ([0-9.e+-]+)$`, "m").exec(text);
+  return match ? Number(match[1]) : NaN;
+}
