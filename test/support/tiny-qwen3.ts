@@ -18,7 +18,7 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { decodeF16, encodeF16 } from "../../src/models/gguf/quantize.js";
+import { decodeF16, decodeQ8_0, encodeF16, encodeQ8_0 } from "../../src/models/gguf/quantize.js";
 import { GgmlType, arr, bool, f32, str, u32, type GgufMetadata } from "../../src/models/gguf/types.js";
 import { writeGguf, type GgufTensorSource } from "../../src/models/gguf/writer.js";
 import { ReferenceBpeTokenizer, bytesToUnicode, pretokenize, type BpeVocabulary, type Qwen3Config, type Qwen3Weights } from "./reference-qwen3.js";
@@ -193,10 +193,10 @@ export function randomQwen3Weights(config: Qwen3Config, seed: number): Qwen3Weig
   return { embedTokens, layers, norm: normW, ...(config.tieWordEmbeddings ? {} : { lmHead: rng.normals(config.vocabSize * d, 0.5) }) };
 }
 
-/** The weights llama.cpp computes with when the matrices are stored as f16. */
-export function storedQwen3Weights(w: Qwen3Weights, dtype: "f32" | "f16"): Qwen3Weights {
+/** The weights llama.cpp computes with when the matrices are stored as f16 or q8_0. */
+export function storedQwen3Weights(w: Qwen3Weights, dtype: "f32" | "f16" | "q8_0"): Qwen3Weights {
   if (dtype === "f32") return w;
-  const r = (v: Float32Array) => decodeF16(encodeF16(v));
+  const r = (v: Float32Array) => (dtype === "f16" ? decodeF16(encodeF16(v)) : decodeQ8_0(encodeQ8_0(v)));
   return {
     embedTokens: r(w.embedTokens),
     norm: w.norm,
@@ -283,4 +283,120 @@ function qwen3Tensors(c: Qwen3Config, w: Qwen3Weights, layout: TinyQwen3Layout, 
     tensors.push(matrix("output.weight", w.lmHead, c.vocabSize, d));
   }
   return tensors;
+}
+
+// ---------------------------------------------------------------------------
+// The same model as a Hugging Face checkpoint folder (for the converter).
+
+/** Qwen2's pre-tokenizer regex as its tokenizer.json writes it. */
+const QWEN2_SPLIT_REGEX = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
+/**
+ * Writes `dir` as Qwen/Qwen3-Reranker-0.6B's repository lays it out: config.json
+ * (Qwen3ForCausalLM), tokenizer.json (byte-level BPE, NFC, Qwen2's split regex; merges as pairs),
+ * tokenizer_config.json and model.safetensors (lm_head.weight only when untied).
+ */
+export async function writeHfQwen3Checkpoint(dir: string, model: TinyQwen3, options: { configOverrides?: Record<string, unknown>; stringMerges?: boolean } = {}): Promise<void> {
+  const { mkdir: mkdirAsync, writeFile } = await import("node:fs/promises");
+  const { writeSafetensors } = await import("../../src/models/safetensors/index.js");
+  await mkdirAsync(dir, { recursive: true });
+  const c = model.config;
+  const id = (content: string) => model.bpe.added.find((a) => a.content === content)?.id ?? -1;
+  await writeFile(
+    join(dir, "config.json"),
+    JSON.stringify({
+      architectures: ["Qwen3ForCausalLM"],
+      model_type: "qwen3",
+      vocab_size: c.vocabSize,
+      hidden_size: c.hiddenSize,
+      intermediate_size: c.intermediateSize,
+      num_hidden_layers: c.numLayers,
+      num_attention_heads: c.numHeads,
+      num_key_value_heads: c.numKvHeads,
+      head_dim: c.headDim,
+      max_position_embeddings: c.maxPositionEmbeddings,
+      rms_norm_eps: c.rmsNormEps,
+      rope_theta: c.ropeTheta,
+      rope_scaling: null,
+      attention_bias: false,
+      hidden_act: "silu",
+      tie_word_embeddings: c.tieWordEmbeddings,
+      bos_token_id: id("<|endoftext|>"),
+      eos_token_id: id("<|im_end|>"),
+      torch_dtype: "float32",
+      ...options.configOverrides,
+    }),
+  );
+  const baseVocab = Object.fromEntries(model.bpe.tokens.slice(0, model.bpe.tokens.length - model.bpe.added.length).map((t, i) => [t, i]));
+  await writeFile(
+    join(dir, "tokenizer.json"),
+    JSON.stringify({
+      version: "1.0",
+      added_tokens: model.bpe.added.map((a) => ({ id: a.id, content: a.content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: a.special })),
+      normalizer: { type: "NFC" },
+      pre_tokenizer: {
+        type: "Sequence",
+        pretokenizers: [
+          { type: "Split", pattern: { Regex: QWEN2_SPLIT_REGEX }, behavior: "Isolated", invert: false },
+          { type: "ByteLevel", add_prefix_space: false, trim_offsets: false, use_regex: false },
+        ],
+      },
+      post_processor: { type: "ByteLevel", add_prefix_space: false, trim_offsets: false, use_regex: false },
+      decoder: { type: "ByteLevel", add_prefix_space: false, trim_offsets: false, use_regex: false },
+      model: {
+        type: "BPE",
+        dropout: null,
+        unk_token: null,
+        continuing_subword_prefix: "",
+        end_of_word_suffix: "",
+        fuse_unk: false,
+        byte_fallback: false,
+        ignore_merges: false,
+        vocab: baseVocab,
+        merges: model.bpe.merges.map(([a, b]) => (options.stringMerges ? `${a} ${b}` : [a, b])),
+      },
+    }),
+  );
+  await writeFile(
+    join(dir, "tokenizer_config.json"),
+    JSON.stringify({
+      add_bos_token: false,
+      add_prefix_space: false,
+      added_tokens_decoder: Object.fromEntries(model.bpe.added.map((a) => [String(a.id), { content: a.content, lstrip: false, normalized: false, rstrip: false, single_word: false, special: a.special }])),
+      bos_token: null,
+      eos_token: "<|im_end|>",
+      pad_token: "<|endoftext|>",
+      unk_token: null,
+      errors: "replace",
+      model_max_length: 131072,
+      tokenizer_class: "Qwen2Tokenizer",
+      chat_template: "{%- for message in messages %}{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}{%- endfor %}",
+    }),
+  );
+  const w = model.weights;
+  const d = c.hiddenSize;
+  const q = c.numHeads * c.headDim;
+  const kv = c.numKvHeads * c.headDim;
+  const tensors: Array<{ name: string; shape: number[]; dtype: string; data: Float32Array }> = [
+    { name: "model.embed_tokens.weight", shape: [c.vocabSize, d], dtype: "F32", data: w.embedTokens },
+  ];
+  w.layers.forEach((l, i) => {
+    const p = `model.layers.${i}.`;
+    tensors.push(
+      { name: `${p}input_layernorm.weight`, shape: [d], dtype: "F32", data: l.inputLayernorm },
+      { name: `${p}self_attn.q_proj.weight`, shape: [q, d], dtype: "F32", data: l.qProj },
+      { name: `${p}self_attn.k_proj.weight`, shape: [kv, d], dtype: "F32", data: l.kProj },
+      { name: `${p}self_attn.v_proj.weight`, shape: [kv, d], dtype: "F32", data: l.vProj },
+      { name: `${p}self_attn.q_norm.weight`, shape: [c.headDim], dtype: "F32", data: l.qNorm },
+      { name: `${p}self_attn.k_norm.weight`, shape: [c.headDim], dtype: "F32", data: l.kNorm },
+      { name: `${p}self_attn.o_proj.weight`, shape: [d, q], dtype: "F32", data: l.oProj },
+      { name: `${p}post_attention_layernorm.weight`, shape: [d], dtype: "F32", data: l.postAttentionLayernorm },
+      { name: `${p}mlp.gate_proj.weight`, shape: [c.intermediateSize, d], dtype: "F32", data: l.gateProj },
+      { name: `${p}mlp.up_proj.weight`, shape: [c.intermediateSize, d], dtype: "F32", data: l.upProj },
+      { name: `${p}mlp.down_proj.weight`, shape: [d, c.intermediateSize], dtype: "F32", data: l.downProj },
+    );
+  });
+  tensors.push({ name: "model.norm.weight", shape: [d], dtype: "F32", data: w.norm });
+  if (w.lmHead) tensors.push({ name: "lm_head.weight", shape: [c.vocabSize, d], dtype: "F32", data: w.lmHead });
+  await writeSafetensors(join(dir, "model.safetensors"), tensors);
 }

@@ -323,3 +323,92 @@ function xlmrGgufTensors(config: XlmrConfig, w: XlmrWeights, dtype: TinyXlmrDtyp
   );
   return tensors;
 }
+
+// ---------------------------------------------------------------------------
+// The same model as a Hugging Face checkpoint folder (for the converter).
+
+/**
+ * Writes `dir` as BAAI/bge-reranker-v2-m3's repository lays out an XLMRobertaForSequenceClassification:
+ * config.json, sentencepiece.bpe.model, tokenizer_config.json, special_tokens_map.json and
+ * model.safetensors with the "roberta." prefix (f32 or bf16), plus the int64 position_ids buffer
+ * older checkpoints carry.
+ */
+export async function writeHfXlmrCheckpoint(dir: string, model: TinyXlmr, options: { dtype?: "f32" | "bf16"; configOverrides?: Record<string, unknown>; omit?: string[] } = {}): Promise<void> {
+  const { writeFile, copyFile } = await import("node:fs/promises");
+  const { writeSafetensors } = await import("../../src/models/safetensors/index.js");
+  await mkdir(dir, { recursive: true });
+  const c = model.config;
+  const config = {
+    architectures: ["XLMRobertaForSequenceClassification"],
+    model_type: "xlm-roberta",
+    vocab_size: c.vocabSize,
+    hidden_size: c.hiddenSize,
+    num_hidden_layers: c.numLayers,
+    num_attention_heads: c.numHeads,
+    intermediate_size: c.intermediateSize,
+    max_position_embeddings: c.maxPositionEmbeddings,
+    type_vocab_size: c.typeVocabSize,
+    layer_norm_eps: c.layerNormEps,
+    pad_token_id: c.padTokenId,
+    bos_token_id: 0,
+    eos_token_id: 2,
+    hidden_act: "gelu",
+    position_embedding_type: "absolute",
+    id2label: { "0": "LABEL_0" },
+    label2id: { LABEL_0: 0 },
+    torch_dtype: options.dtype === "bf16" ? "bfloat16" : "float32",
+    ...options.configOverrides,
+  };
+  await writeFile(join(dir, "config.json"), JSON.stringify(config, null, 2));
+  await copyFile(model.spmModelPath, join(dir, "sentencepiece.bpe.model"));
+  const specials = { bos_token: "<s>", eos_token: "</s>", unk_token: "<unk>", sep_token: "</s>", pad_token: "<pad>", cls_token: "<s>", mask_token: { content: "<mask>", lstrip: true } };
+  await writeFile(join(dir, "special_tokens_map.json"), JSON.stringify(specials));
+  await writeFile(join(dir, "tokenizer_config.json"), JSON.stringify({ ...specials, tokenizer_class: "XLMRobertaTokenizer", model_max_length: c.maxPositionEmbeddings - 2 }));
+  const w = model.weights;
+  const d = c.hiddenSize;
+  const entries: Array<[string, number[], Float32Array]> = [
+    ["roberta.embeddings.word_embeddings.weight", [c.vocabSize, d], w.wordEmbeddings],
+    ["roberta.embeddings.position_embeddings.weight", [c.maxPositionEmbeddings, d], w.positionEmbeddings],
+    ["roberta.embeddings.token_type_embeddings.weight", [c.typeVocabSize, d], w.tokenTypeEmbeddings],
+    ["roberta.embeddings.LayerNorm.weight", [d], w.embedNormWeight],
+    ["roberta.embeddings.LayerNorm.bias", [d], w.embedNormBias],
+  ];
+  w.layers.forEach((l, i) => {
+    const p = `roberta.encoder.layer.${i}.`;
+    entries.push(
+      [`${p}attention.self.query.weight`, [d, d], l.qWeight],
+      [`${p}attention.self.query.bias`, [d], l.qBias],
+      [`${p}attention.self.key.weight`, [d, d], l.kWeight],
+      [`${p}attention.self.key.bias`, [d], l.kBias],
+      [`${p}attention.self.value.weight`, [d, d], l.vWeight],
+      [`${p}attention.self.value.bias`, [d], l.vBias],
+      [`${p}attention.output.dense.weight`, [d, d], l.attnOutWeight],
+      [`${p}attention.output.dense.bias`, [d], l.attnOutBias],
+      [`${p}attention.output.LayerNorm.weight`, [d], l.attnNormWeight],
+      [`${p}attention.output.LayerNorm.bias`, [d], l.attnNormBias],
+      [`${p}intermediate.dense.weight`, [c.intermediateSize, d], l.upWeight],
+      [`${p}intermediate.dense.bias`, [c.intermediateSize], l.upBias],
+      [`${p}output.dense.weight`, [d, c.intermediateSize], l.downWeight],
+      [`${p}output.dense.bias`, [d], l.downBias],
+      [`${p}output.LayerNorm.weight`, [d], l.outNormWeight],
+      [`${p}output.LayerNorm.bias`, [d], l.outNormBias],
+    );
+  });
+  entries.push(
+    ["classifier.dense.weight", [d, d], w.denseWeight],
+    ["classifier.dense.bias", [d], w.denseBias],
+    ["classifier.out_proj.weight", [1, d], w.outProjWeight],
+    ["classifier.out_proj.bias", [1], w.outProjBias],
+  );
+  const positionIds = new Uint8Array(8 * c.maxPositionEmbeddings);
+  const view = new DataView(positionIds.buffer);
+  for (let i = 0; i < c.maxPositionEmbeddings; i++) view.setBigInt64(8 * i, BigInt(i), true);
+  const omit = new Set(options.omit ?? []);
+  await writeSafetensors(join(dir, "model.safetensors"), [
+    ...entries
+      .filter(([name]) => !omit.has(name))
+      // The writer encodes BF16 from the float32 values (round to nearest even).
+      .map(([name, shape, data]) => ({ name, shape, dtype: options.dtype === "bf16" ? "BF16" : "F32", data })),
+    { name: "roberta.embeddings.position_ids", shape: [1, c.maxPositionEmbeddings], dtype: "I64", data: positionIds },
+  ]);
+}

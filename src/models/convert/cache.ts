@@ -69,7 +69,7 @@ export function hubSnapshotOf(dir: string): { repoId: string; revision: string }
 function isRelevant(name: string): boolean {
   return (
     name.endsWith(".safetensors") ||
-    ["config.json", "tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "model.safetensors.index.json"].includes(name)
+    ["config.json", "tokenizer.model", "sentencepiece.bpe.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "model.safetensors.index.json"].includes(name)
   );
 }
 

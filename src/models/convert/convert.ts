@@ -2,9 +2,11 @@
 import { ConvertError } from "./errors.js";
 import { convertGemma } from "./gemma.js";
 import { readJsonObject } from "./hf-files.js";
+import { convertQwen3 } from "./qwen3.js";
+import { convertXlmRoberta } from "./xlm-roberta.js";
 import { OUT_TYPES, type ConvertOptions, type ConvertResult } from "./types.js";
 
-export const SUPPORTED_ARCHITECTURES = ["GemmaForCausalLM"] as const;
+export const SUPPORTED_ARCHITECTURES = ["GemmaForCausalLM", "XLMRobertaForSequenceClassification", "Qwen3ForCausalLM"] as const;
 
 /**
  * Converts the checkpoint in `opts.dir` to GGUF at `opts.out`. Tensors are
@@ -24,6 +26,10 @@ export async function convertCheckpoint(opts: ConvertOptions): Promise<ConvertRe
   switch (arch) {
     case "GemmaForCausalLM":
       return convertGemma(opts.dir, config, opts);
+    case "XLMRobertaForSequenceClassification":
+      return convertXlmRoberta(opts.dir, config, opts);
+    case "Qwen3ForCausalLM":
+      return convertQwen3(opts.dir, config, opts);
     default:
       throw new ConvertError(`unsupported architecture ${JSON.stringify(arch)} in ${opts.dir}/config.json; supported: ${SUPPORTED_ARCHITECTURES.join(", ")}`);
   }

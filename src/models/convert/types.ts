@@ -24,13 +24,17 @@ export interface ConvertOptions {
 
 export interface ConvertResult {
   out: string;
-  architecture: "gemma";
+  /** GGUF general.architecture written. */
+  architecture: "gemma" | "bert" | "qwen3";
   outtype: OutType;
   tensorCount: number;
   /** Storage type of each GGUF tensor. */
   tensorTypes: Record<string, GgmlType>;
-  /** "tied": the checkpoint carried an lm_head.weight equal to the embeddings, and it was dropped. */
-  lmHead: "absent" | "tied";
+  /**
+   * "tied": the checkpoint carried an lm_head.weight equal to the embeddings, and it was dropped;
+   * "separate": its own LM head was written as output.weight (Qwen3 4B/8B); "absent": none (or a classifier).
+   */
+  lmHead: "absent" | "tied" | "separate";
   vocabSize: number;
   /** Non-fatal notes (f16 fallbacks, ignored out-of-range tokens). */
   warnings: string[];
