@@ -129,7 +129,7 @@ function seconds(name: string, text: string | undefined, fallback: number, max =
 export function parseOrigins(values: string[] | undefined): string[] {
   const origins = (values ?? []).flatMap((v) => v.split(",")).map((o) => o.trim()).filter((o) => o.length > 0);
   for (const origin of origins) {
-    if (origin !== "*" && !/^https?:\/\/[^/\s]+$/.test(origin)) {
+    if (origin !== "*" && !/^https?:\/\/[^/\s]+\/?$/.test(origin)) {
       throw new UsageError(`--allowed-origins takes origins like https://search.example.com (scheme and host, no path), or *; not "${origin}"`);
     }
   }

@@ -19,6 +19,8 @@ export interface LoadOptions {
   deadlineMs: number;
   /** Checks a 200's parsed body for request i; a false return counts as a wrong answer. */
   check?: (i: number, body: unknown) => boolean;
+  /** Sample this process's RSS every 250 ms while the load runs. */
+  rssPid?: number;
 }
 
 export interface LoadResult {
@@ -32,6 +34,8 @@ export interface LoadResult {
   /** Latency percentiles in milliseconds, per status. */
   latency: Record<string, { p50: number; p99: number; max: number }>;
   firstError?: string;
+  /** With rssPid: mean and peak of the RSS samples taken during the run, and RSS at its end (MiB). */
+  rss?: { mean: number; max: number; end: number; samples: number };
 }
 
 export async function runLoad(options: LoadOptions): Promise<LoadResult> {
@@ -46,6 +50,8 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   let errors = 0;
   let wrong = 0;
   let firstError: string | undefined;
+  const samples: number[] = [];
+  const sampler = options.rssPid === undefined ? null : setInterval(() => samples.push(rssMiB(options.rssPid as number)), 250);
   const worker = async () => {
     while (next < options.total && performance.now() < deadline) {
       const i = next++;
@@ -75,6 +81,9 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   };
   await Promise.all(Array.from({ length: options.concurrency }, worker));
   const seconds = (performance.now() - started) / 1000;
+  if (sampler) clearInterval(sampler);
+  const end = options.rssPid === undefined ? null : rssMiB(options.rssPid);
+  if (end !== null) samples.push(end);
   await pool.close();
   const latency: LoadResult["latency"] = {};
   for (const [key, list] of latencies) {
@@ -82,7 +91,11 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     const at = (q: number) => Math.round(list[Math.min(list.length - 1, Math.floor(q * list.length))] * 10) / 10;
     latency[key] = { p50: at(0.5), p99: at(0.99), max: Math.round(list[list.length - 1] * 10) / 10 };
   }
-  return { sent: next, statuses, errors, wrong, seconds, requestsPerSecond: Math.round(next / seconds), latency, firstError };
+  const rss =
+    end === null
+      ? undefined
+      : { mean: Math.round((samples.reduce((a, b) => a + b, 0) / samples.length) * 10) / 10, max: Math.max(...samples), end, samples: samples.length };
+  return { sent: next, statuses, errors, wrong, seconds, requestsPerSecond: Math.round(next / seconds), latency, firstError, rss };
 }
 
 /** Resident set size of a process in MiB, from /proc (Linux). */

@@ -52,19 +52,19 @@ test(`steady load: ${WARMUP} warm-up requests, then 3 rounds of ${ROUND} request
     const warmRss = rssMiB(pid);
     assert.equal(warm.errors, 0, warm.firstError);
     const rounds = [];
-    for (let round = 0; round < 3; round++) {
-      const result = await runLoad({ ...options, total: ROUND });
-      rounds.push({ ...result, rssMiB: rssMiB(pid) });
-    }
-    console.log(JSON.stringify({ warmup: { sent: warm.sent, rps: warm.requestsPerSecond, rssMiB: warmRss }, rounds: rounds.map((r) => ({ sent: r.sent, statuses: r.statuses, rps: r.requestsPerSecond, p50: r.latency["200"]?.p50, p99: r.latency["200"]?.p99, rssMiB: r.rssMiB })) }));
+    for (let round = 0; round < 3; round++) rounds.push(await runLoad({ ...options, total: ROUND, rssPid: pid }));
+    const rss = rounds.map((r) => r.rss as { mean: number; max: number; end: number });
+    console.log(JSON.stringify({ warmup: { sent: warm.sent, rps: warm.requestsPerSecond, rssMiB: warmRss }, rounds: rounds.map((r) => ({ sent: r.sent, statuses: r.statuses, rps: r.requestsPerSecond, p50: r.latency["200"]?.p50, p99: r.latency["200"]?.p99, rssMiB: r.rss })) }));
     for (const r of rounds) {
       assert.equal(r.sent, ROUND);
       assert.deepEqual(r.statuses, { "200": ROUND });
       assert.equal(r.errors, 0, r.firstError);
       assert.equal(r.wrong, 0);
     }
-    const growth = rounds[2].rssMiB / rounds[0].rssMiB - 1;
-    assert.ok(growth < 0.1, `RSS grew ${(growth * 100).toFixed(1)}% from round 1 (${rounds[0].rssMiB} MiB) to round 3 (${rounds[2].rssMiB} MiB)`);
+    // RSS is compared as the mean of samples taken every 250 ms through each round: a single reading
+    // at a round's end moves by +-30 MiB with where V8's collector happens to be.
+    const growth = rss[2].mean / rss[0].mean - 1;
+    assert.ok(growth < 0.1, `RSS grew ${(growth * 100).toFixed(1)}% from round 1 (mean ${rss[0].mean} MiB) to round 3 (mean ${rss[2].mean} MiB)`);
     const text = await (await fetch(`${server.url}/metrics`)).text();
     assert.equal(metric(text, "rerankd_queue_tokens"), 0);
     assert.ok(metric(text, "rerankd_request_queue_seconds_count") >= 3 * ROUND);

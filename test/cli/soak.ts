@@ -43,13 +43,14 @@ try {
   const startRss = rssMiB(pid);
   const warm = await runLoad({ ...options, total: WARMUP });
   console.log(JSON.stringify({ phase: "warmup", startRssMiB: startRss, sent: warm.sent, statuses: warm.statuses, errors: warm.errors, rps: warm.requestsPerSecond, rssMiB: rssMiB(pid) }));
-  const rss: number[] = [];
+  const rss: Array<{ mean: number; max: number; end: number; samples: number }> = [];
   for (let round = 1; round <= 3; round++) {
-    const r = await runLoad({ ...options, total: ROUND });
-    rss.push(rssMiB(pid));
-    console.log(JSON.stringify({ phase: `round ${round}`, sent: r.sent, statuses: r.statuses, errors: r.errors, wrong: r.wrong, seconds: Math.round(r.seconds), rps: r.requestsPerSecond, latency: r.latency, rssMiB: rss[rss.length - 1] }));
+    const r = await runLoad({ ...options, total: ROUND, rssPid: pid });
+    rss.push(r.rss as { mean: number; max: number; end: number; samples: number });
+    console.log(JSON.stringify({ phase: `round ${round}`, sent: r.sent, statuses: r.statuses, errors: r.errors, wrong: r.wrong, seconds: Math.round(r.seconds), rps: r.requestsPerSecond, latency: r.latency, rssMiB: r.rss }));
   }
-  console.log(JSON.stringify({ phase: "rss", growthRound1to3Percent: Math.round((rss[2] / rss[0] - 1) * 1000) / 10 }));
+  const pct = (a: number, b: number) => Math.round((b / a - 1) * 1000) / 10;
+  console.log(JSON.stringify({ phase: "rss growth round 1 to 3 (%)", end: pct(rss[0].end, rss[2].end), mean: pct(rss[0].mean, rss[2].mean), max: pct(rss[0].max, rss[2].max) }));
 } finally {
   await server.stop();
 }
