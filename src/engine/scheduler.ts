@@ -16,11 +16,17 @@
  *     pair waits for it (the lane takes other work, or rests one step) instead of computing it a
  *     second time. Identical queries of different requests share the same way (the match is on
  *     tokens).
- *  4. The step's token budget (--max-num-batched-tokens) is shared out evenly (water-filling): each
- *     lane evaluates min(its remaining tokens, c), with c as large as the budget allows. A pair
- *     longer than its share continues in the next step (chunked prefill), so one long pair never
- *     blocks the others and every step stays within one llama.cpp batch. Equal shares also suit
- *     llama.cpp's per-sequence KV streams, which split a batch into equal-length pieces per sequence.
+ *  4. The step's token budget (--max-num-batched-tokens) is shared among requests, then among a
+ *     request's lanes. A pair longer than its share continues in the next step (chunked prefill),
+ *     so one long pair never blocks the others and every step stays within one llama.cpp batch.
+ *     On a GPU, where batching is nearly free, steps are filled and shared evenly: among requests,
+ *     then among lanes (water-filling: each lane evaluates min(its remaining tokens, c), c as large
+ *     as the share allows; equal pieces also suit llama.cpp's per-sequence KV streams, which split
+ *     a batch into equal-length pieces per sequence). On a CPU, where a step costs its tokens
+ *     however they are batched, the request with the least work left goes first (every request
+ *     keeps a floor, so none starves), the others only fill the step to a size that stays
+ *     compute-bound, and within a request the pairs nearest their end go first. A small request
+ *     arriving during a long one thus waits through short steps, not full ones.
  *  5. The backend decodes the step; finished pairs deliver their readout, and the next step starts.
  *
  * A request whose signal aborts has its queued pairs dropped at once; its pairs on lanes stop at the
@@ -95,7 +101,15 @@ export interface SchedulerOptions {
   computeBound?: boolean;
   /** Most lanes one request may hold at once (default: all but one when compute-bound, else all). */
   maxLanesPerRequest?: number;
+  /**
+   * When compute-bound: the smallest step worth running while a short request has the budget (see
+   * shortestFirst). Smaller steps stop being compute-bound (the weights are read once per step).
+   */
+  minStepTokens?: number;
 }
+
+/** See SchedulerOptions.minStepTokens; measured in bench (ceiling by batch size). */
+const DEFAULT_MIN_STEP_TOKENS = 64;
 
 /** Thrown to the requests of a failed evaluation; the scheduler keeps serving the others. */
 export class EvaluationError extends Error {
@@ -179,6 +193,7 @@ export class Scheduler {
   /** See SchedulerOptions.computeBound. */
   private readonly computeBound: boolean;
   private readonly maxLanesPerRequest: number;
+  private readonly minStepTokens: number;
 
   constructor(
     private readonly backend: ModelBackend,
@@ -189,6 +204,7 @@ export class Scheduler {
     this.stepper = backend.stepper ?? null;
     this.computeBound = options.computeBound ?? (this.stepper !== null && backend.info.device === "cpu");
     this.maxLanesPerRequest = options.maxLanesPerRequest ?? (this.computeBound && this.slots.length > 1 ? this.slots.length - 1 : this.slots.length);
+    this.minStepTokens = options.minStepTokens ?? DEFAULT_MIN_STEP_TOKENS;
   }
 
   submit(job: ScoringJob): Promise<JobResult> {
@@ -383,8 +399,9 @@ export class Scheduler {
   }
 
   /**
-   * The step's items under the token budget: shared out evenly among requests, then among each
-   * request's lanes (water-filling both times); a pair longer than its share continues next step.
+   * The step's items under the token budget, shared among requests (shortestFirst on a
+   * compute-bound device, evenly otherwise), then evenly among each request's lanes; a pair longer
+   * than its share continues next step.
    */
   private chunks(ready: ReadonlyArray<Slot & { task: Task }>): Array<{ slot: Slot; task: Task; item: StepItem }> {
     const remaining = ready.map((s) => s.task.pair.tokens.length - s.task.done);
@@ -395,16 +412,20 @@ export class Scheduler {
       else groups.set(slot.task.request, [i]);
     });
     const members = [...groups.values()];
-    const requestShares = waterFill(
-      members.map((m) => m.reduce((n, i) => n + remaining[i], 0)),
-      Math.max(1, this.backend.info.batchTokens),
-    );
+    const demands = members.map((m) => m.reduce((n, i) => n + remaining[i], 0));
+    const budget = Math.max(1, this.backend.info.batchTokens);
+    const requestShares = this.computeBound
+      ? shortestFirst(
+          demands,
+          [...groups.keys()].map((request, g) => request.queuedTokens + demands[g]),
+          budget,
+          Math.min(budget, this.minStepTokens),
+        )
+      : waterFill(demands, budget);
     const shares = new Array<number>(ready.length).fill(0);
     members.forEach((m, g) => {
-      const laneShares = waterFill(
-        m.map((i) => remaining[i]),
-        requestShares[g],
-      );
+      const laneRemaining = m.map((i) => remaining[i]);
+      const laneShares = this.computeBound ? finishFirst(laneRemaining, requestShares[g]) : waterFill(laneRemaining, requestShares[g]);
       m.forEach((i, k) => (shares[i] = laneShares[k]));
     });
     const items: Array<{ slot: Slot; task: Task; item: StepItem }> = [];
@@ -532,6 +553,59 @@ export function commonPrefix(a: readonly number[], b: readonly number[]): number
   let i = 0;
   while (i < n && a[i] === b[i]) i++;
   return i;
+}
+
+/**
+ * The step budget among requests on a compute-bound device, where a step costs its tokens however
+ * they are batched, so a small request's latency is the tokens of every step it waits through.
+ * Every request gets a floor (an eighth of an even share, so none starves); the request with the
+ * least work left (`left`, all its unevaluated tokens) then gets all it can use this step (shortest
+ * remaining processing time first); the others fill the step only up to `minStep` tokens, the size
+ * below which a step stops being compute-bound. With one request, or when the shortest can use the
+ * whole budget, this is simply a full step.
+ */
+export function shortestFirst(demands: readonly number[], left: readonly number[], budget: number, minStep: number): number[] {
+  const n = demands.length;
+  const shares = new Array<number>(n).fill(0);
+  if (n === 0) return shares;
+  const floor = n > 1 ? Math.max(1, Math.floor(budget / (8 * n))) : 0;
+  let free = budget;
+  for (let g = 0; g < n && free > 0; g++) {
+    shares[g] = Math.min(demands[g], floor, free);
+    free -= shares[g];
+  }
+  const order = demands.map((_, g) => g).sort((a, b) => left[a] - left[b] || a - b);
+  const first = order[0];
+  const extra = Math.min(demands[first] - shares[first], free);
+  shares[first] += extra;
+  free -= extra;
+  let total = budget - free;
+  for (const g of order.slice(1)) {
+    if (total >= minStep || free === 0) break;
+    const add = Math.min(demands[g] - shares[g], minStep - total, free);
+    shares[g] += add;
+    free -= add;
+    total += add;
+  }
+  return shares;
+}
+
+/**
+ * Splits `budget` tokens among one request's lanes on a compute-bound device: the lanes closest to
+ * the end of their pair get all they need first, the last one what is left. Pairs finish as early
+ * as possible and the freed lanes start new pairs next step, so steps stay full (even shares would
+ * make every lane finish in the same step and leave the following step short).
+ */
+export function finishFirst(remaining: readonly number[], budget: number): number[] {
+  const shares = new Array<number>(remaining.length).fill(0);
+  let left = budget;
+  const order = remaining.map((_, i) => i).sort((a, b) => remaining[a] - remaining[b] || a - b);
+  for (const i of order) {
+    if (left === 0) break;
+    shares[i] = Math.min(remaining[i], left);
+    left -= shares[i];
+  }
+  return shares;
 }
 
 /**

@@ -328,6 +328,58 @@ test("steps: random concurrent load with overlapping and identical queries, mixe
   }
 });
 
+test("steps on the CPU: while a short request runs, steps shrink to its need plus small floors", async () => {
+  const backend = new StepFakeBackend(4, 256);
+  const scheduler = new Scheduler(backend, {}, { minStepTokens: 64 });
+  const large = scheduler.submit({ pairs: stepPairs(1, 60, { tag: 1, docLength: 100 }), readout: stepReadout });
+  while (backend.steps.length < 3) await new Promise((r) => setTimeout(r, 1));
+  assert.ok(backend.steps.some((s) => s.tokens === 256), "alone, the long request fills steps");
+  const pairs = stepPairs(2, 2, { tag: 2, docLength: 20 });
+  const at = backend.steps.length;
+  await scheduler.submit({ pairs, readout: stepReadout });
+  const during = backend.steps.slice(at + 1);
+  const smallQuery = pairs[0].tokens[1];
+  for (const s of during) {
+    const small = s.items.filter((i) => i.query === smallQuery).reduce((n, i) => n + i.to - i.from, 0);
+    const others = s.tokens - small;
+    if (small > 0) assert.ok(others <= Math.max(64 - small, 256 / 16), `a step gave the short request ${small} tokens and the long one ${others}`);
+  }
+  await large;
+  assert.deepEqual(backend.violations, []);
+});
+
+test("shortestFirst: floors for all, the rest to the least remaining work, steps filled to the minimum only", async () => {
+  const { shortestFirst } = await import("../../src/engine/scheduler.js");
+  // One request: the whole budget.
+  assert.deepEqual(shortestFirst([400], [5000], 256, 64), [256]);
+  // A long request (demand 300, 9000 tokens left) and a short one (demand 80, 80 left): the short
+  // one gets all of its 80; the long one its floor 16 (256 / 16).
+  assert.deepEqual(shortestFirst([300, 80], [9000, 80], 256, 64), [16, 80]);
+  // A short request needing little: the long one tops the step up to the minimum size.
+  assert.deepEqual(shortestFirst([300, 10], [9000, 10], 256, 64), [54, 10]);
+  // Ties go to the earlier request.
+  assert.deepEqual(shortestFirst([100, 100], [100, 100], 128, 64), [100, 8]);
+  const rng = createRng(3);
+  for (let k = 0; k < 300; k++) {
+    const n = 1 + rng.int(6);
+    const demands = Array.from({ length: n }, () => 1 + rng.int(400));
+    const left = demands.map((d) => d + rng.int(2000));
+    const budget = 16 + rng.int(600);
+    const shares = shortestFirst(demands, left, budget, Math.min(budget, 64));
+    assert.ok(shares.reduce((a, b) => a + b, 0) <= budget);
+    shares.forEach((s, g) => assert.ok(s >= 0 && s <= demands[g]));
+    if (n > 1 && budget >= 8 * n) shares.forEach((s, g) => assert.ok(s >= Math.min(demands[g], Math.floor(budget / (8 * n))), "floor"));
+  }
+});
+
+test("finishFirst: the lanes nearest the end of their pair first, the last gets the rest", async () => {
+  const { finishFirst } = await import("../../src/engine/scheduler.js");
+  assert.deepEqual(finishFirst([103, 103, 103], 256), [103, 103, 50]);
+  assert.deepEqual(finishFirst([54, 103, 103], 256), [54, 103, 99]);
+  assert.deepEqual(finishFirst([10, 20], 100), [10, 20]);
+  assert.deepEqual(finishFirst([300, 5], 64), [59, 5]);
+});
+
 test("waterFill shares a budget evenly and never exceeds it", async () => {
   const { waterFill } = await import("../../src/engine/scheduler.js");
   assert.deepEqual(waterFill([10, 20, 30], 100), [10, 20, 30]);
