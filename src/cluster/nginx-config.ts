@@ -12,10 +12,10 @@
  *   active checks; Kubernetes readiness probes on /health do that job there.
  * - retry on another replica (`proxy_next_upstream ... non_idempotent`): nginx by default never
  *   re-sends a POST, because a POST may change state. Scoring does not: a rerank or score request
- *   is a pure function of its body (same model, same input, same scores; nothing is written), so
- *   sending it again to another replica is safe, and it is what turns a replica that is killed or
- *   drained mid-request into a slower answer instead of an error. The request body is buffered
- *   (`proxy_request_buffering on`, nginx's default) so it can be re-sent.
+ *   writes nothing and its answer depends only on its body and the model, so sending it again to
+ *   another replica is safe (it costs only the compute already spent), and it is what turns a
+ *   replica that is killed or drained mid-request into a slower answer instead of an error. The
+ *   request body is buffered (`proxy_request_buffering on`, nginx's default) so it can be re-sent.
  * - 500 is retried too: rerankd answers 500 only for an engine failure (bad input is a 4xx), which
  *   is a fault of that replica. Without the retry, least-connections makes it worse: a replica that
  *   fails fast always has the fewest open requests, so it draws more than its share of traffic.

@@ -14,6 +14,8 @@ import { fileURLToPath } from "node:url";
 import { renderNginxConfig, type NginxConfigOptions } from "../../src/cluster/nginx-config.js";
 import { splitClusterArgs } from "../../src/cluster/cli.js";
 import { freePort } from "../../src/cluster/supervisor.js";
+import { parseServeArgs } from "../../src/cli/serve-options.js";
+import { startServer } from "../../src/cli/serve.js";
 import { buildTinyGemma } from "../support/tiny-gemma.js";
 import { requireNginx } from "./support.js";
 
@@ -70,6 +72,20 @@ test("the generated config balances by least connections, checks passively, retr
   for (const temp of ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"]) assert.match(config, new RegExp(`${temp}_temp_path ${dir}/`));
   assert.doesNotMatch(config, /\/etc\/nginx|\/var\/log|listen\s+(\S+:)?80;/);
   assert.match(config, /listen 127\.0\.0\.1:18000 /);
+});
+
+test("nginx's idle keep-alive to a replica ends before the replica's own, so nginx never reuses a connection rerankd closed", async () => {
+  const model = await buildTinyGemma();
+  const serve = parseServeArgs([model.path, "--host", "127.0.0.1", "--port", "0", "--threads", "1", "--log-level", "silent"], {});
+  assert.ok(serve !== "help");
+  const server = await startServer(serve, () => undefined, {});
+  try {
+    const nginxIdle = Number(/keepalive_timeout (\d+)s;/.exec(/upstream rerankd \{([^}]*)\}/.exec(renderNginxConfig(options(tempDir())))?.[1] ?? "")?.[1]);
+    assert.ok(nginxIdle > 0);
+    assert.ok(server.app.server.keepAliveTimeout > nginxIdle * 1000, `rerankd keeps idle connections ${server.app.server.keepAliveTimeout} ms, nginx ${nginxIdle} s`);
+  } finally {
+    await server.close();
+  }
 });
 
 test("no upstreams is an error, and an IPv6 listen address is bracketed", () => {

@@ -25,9 +25,13 @@ for (const replicas of [1, 2, 3]) {
       const load = await runLoad({ url: cluster.url, concurrency: CONCURRENCY, durationMs: MEASURE_MS });
       const cores = coresBusy(cpuBefore, cpuSnapshot(cluster));
       t.diagnostic(`${describeLoad(`${replicas} replica(s), concurrency ${CONCURRENCY}`, load)}; ${machineLoad()}`);
+      const perRequestMs = (cores: number) => (cores * load.seconds * 1000) / load.ok;
+      const ceiling = availableParallelism() / (perRequestMs(cores.total) / 1000);
       t.diagnostic(
         `cores busy: replicas ${cores.replicas.toFixed(2)}, nginx ${cores.nginx.toFixed(2)}, load generator ${cores.loadGenerator.toFixed(2)}, ` +
-          `total ${cores.total.toFixed(2)} of ${availableParallelism()}; replica CPU per request ${((cores.replicas * load.seconds * 1000) / load.ok).toFixed(1)} ms`,
+          `total ${cores.total.toFixed(2)} of ${availableParallelism()}; CPU per request: replicas ${perRequestMs(cores.replicas).toFixed(1)} ms, ` +
+          `nginx ${perRequestMs(cores.nginx).toFixed(2)} ms, load generator ${perRequestMs(cores.loadGenerator).toFixed(1)} ms; ` +
+          `so this machine's ceiling, all cores on this work: ${ceiling.toFixed(0)} req/s`,
       );
       results.push({ replicas, load });
       assert.equal(load.failed, 0, load.failures.slice(0, 5).join("\n"));
