@@ -44,7 +44,7 @@ export const XLMR_M3: XlmrBenchArchitecture = {
 };
 
 const CACHE_DIR = fileURLToPath(new URL("./.cache", import.meta.url));
-const GENERATOR_VERSION = 1;
+const GENERATOR_VERSION = 2;
 const SEED = 0x3e5c0de;
 
 export interface XlmrBenchModel {
@@ -110,6 +110,8 @@ function metadata(a: XlmrBenchArchitecture, spm: Awaited<ReturnType<typeof readS
     "tokenizer.ggml.mask_token_id": u32(a.vocabSize - 1),
     "tokenizer.ggml.add_bos_token": bool(true),
     "tokenizer.ggml.add_eos_token": bool(true),
+    // As llama.cpp's converter writes it for XLM-R (RobertaProcessing): llama-server then builds <s> q </s></s> d </s>.
+    "tokenizer.ggml.add_sep_token": bool(true),
   };
 }
 

@@ -28,7 +28,7 @@ import type { XlmrConfig, XlmrLayerWeights, XlmrWeights } from "./reference-xlmr
 import { createRng } from "./rng.js";
 
 /** Bump when the builder's output changes for the same options. */
-const BUILDER_VERSION = 1;
+const BUILDER_VERSION = 2;
 
 const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const FIXTURE_DIR = join(REPO_ROOT, ".cache", "fixtures");
@@ -271,6 +271,8 @@ function xlmrGgufMetadata(config: XlmrConfig, spm: SentencePieceModel, dtype: Ti
     "tokenizer.ggml.mask_token_id": u32(config.vocabSize - 1),
     "tokenizer.ggml.add_bos_token": bool(true),
     "tokenizer.ggml.add_eos_token": bool(true),
+    // gguf-py's SpecialVocab reads XLM-R's RobertaProcessing post-processor as bos + eos + sep.
+    ...(sepToken ? { "tokenizer.ggml.add_sep_token": bool(true) } : {}),
   };
 }
 

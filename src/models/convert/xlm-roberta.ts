@@ -232,12 +232,13 @@ async function xlmrVocabulary(dir: string, spm: SentencePieceModel, configVocab:
     md["tokenizer.ggml.precompiled_charsmap"] = arr("u8", spm.normalizerSpec.precompiledCharsmap);
   }
   for (const [type, id] of Object.entries(await specialIds(dir, vocabSize, spm.pieces.length, warnings))) md[SPECIAL_KEYS[type]] = u32(id);
-  const tokenizerConfig = await readJsonObject(dir, "tokenizer_config.json");
-  for (const type of ["bos", "eos"] as const) {
-    const v = tokenizerConfig?.[`add_${type}_token`];
-    // XLM-R's tokenizer adds <s> ... </s> around every text (RobertaProcessing).
-    md[`tokenizer.ggml.add_${type}_token`] = bool(typeof v === "boolean" ? v : true);
-  }
+  // XLM-R's tokenizer.json post-processor is RobertaProcessing (<s> a </s></s> b </s>), which gguf-py's
+  // SpecialVocab writes as add_bos + add_eos + add_sep; llama-server builds its rerank pairs from these.
+  const tokenizerJson = await readJsonObject(dir, "tokenizer.json");
+  const post = tokenizerJson?.post_processor;
+  const processors = isJsonObject(post) ? (Array.isArray(post.processors) ? post.processors : [post]) : [];
+  const roberta = tokenizerJson === undefined || processors.some((p) => isJsonObject(p) && p.type === "RobertaProcessing");
+  if (roberta) for (const type of ["bos", "eos", "sep"] as const) md[`tokenizer.ggml.add_${type}_token`] = bool(true);
   return md;
 }
 

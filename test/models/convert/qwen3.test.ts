@@ -15,6 +15,7 @@ import { readGgufHeader } from "../../../src/models/gguf/reader.js";
 import type { GgufValue } from "../../../src/models/gguf/types.js";
 import { loadLlamaBackend } from "../../../src/models/llama-backend.js";
 import { readModelFacts } from "../../../src/models/model-facts.js";
+import { postJson, startCliServer } from "../../support/cli-server.js";
 import { tempDir } from "../../support/hf-checkpoint.js";
 import { qwen3PairIds, qwen3RawScore, qwen3Tolerance, type Qwen3Weights } from "../../support/reference-qwen3.js";
 import { buildTinyQwen3, storedQwen3Weights, writeHfQwen3Checkpoint, type TinyQwen3 } from "../../support/tiny-qwen3.js";
@@ -136,5 +137,23 @@ test("broken checkpoints fail with the reason and leave no file", async () => {
     const out = join(root, "broken.gguf");
     await assert.rejects(convertCheckpoint({ dir, out, outtype: "f16" }), (e: unknown) => e instanceof ConvertError && reason.test(e.message), label);
     assert.equal(existsSync(out), false, label);
+  }
+});
+
+test("`rerankd serve <checkpoint folder>` converts a Qwen3-Reranker at start and serves it", async () => {
+  const cache = join(root, "rerankd-cache");
+  const server = await startCliServer([join(root, "Qwen3-Reranker-tiny"), "--dtype", "f32", "--max-length", "1024"], { env: { RERANKD_CACHE: cache, HF_HUB_OFFLINE: "1" } });
+  try {
+    assert.match(server.output(), /model ready: .*\(qwen3-reranker, qwen3, max_length 1024\)/);
+    const query = "What is the capital of China?";
+    const documents = ["The capital of China is Beijing.", "Paris is the capital of France."];
+    const { status, json } = await postJson(`${server.url}/v1/score`, { queries: query, documents, use_activation: false });
+    assert.equal(status, 200, JSON.stringify(json));
+    (json as { data: Array<{ score: number }> }).data.forEach((d, i) => {
+      const expected = qwen3RawScore(tied.config, tied.weights, qwen3PairIds(tied.tokenizer, query, documents[i], 1024), tied.yes, tied.no);
+      assert.ok(Math.abs(d.score - expected) <= qwen3Tolerance(expected), `document ${i}: ${d.score} vs ${expected}`);
+    });
+  } finally {
+    await server.stop();
   }
 });

@@ -15,6 +15,7 @@ import { xlmRobertaFamily } from "../../../src/families/xlm-roberta/family.js";
 import { loadLlamaRankBackend } from "../../../src/models/llama-rank-backend.js";
 import { readModelFacts } from "../../../src/models/model-facts.js";
 import { roundToBf16 } from "../../../src/models/safetensors/index.js";
+import { postJson, startCliServer } from "../../support/cli-server.js";
 import { tempDir } from "../../support/hf-checkpoint.js";
 import { xlmrForward, xlmrPairIds, xlmrTokenizeAll, xlmrTolerance, type XlmrWeights } from "../../support/reference-xlmr.js";
 import { buildTinyXlmr, spmUnavailableReason, storedXlmrWeights, writeHfXlmrCheckpoint, type TinyXlmr } from "../../support/tiny-xlmr.js";
@@ -124,5 +125,23 @@ test("broken checkpoints fail with the reason and leave no file", { skip }, asyn
     const out = join(root, "broken.gguf");
     await assert.rejects(convertCheckpoint({ dir, out, outtype: "f16" }), (e: unknown) => e instanceof ConvertError && reason.test(e.message), label);
     assert.equal(existsSync(out), false, label);
+  }
+});
+
+test("`rerankd serve <checkpoint folder>` converts it at start and serves it as an XLM-R cross-encoder", { skip }, async () => {
+  const cache = join(root, "rerankd-cache");
+  const server = await startCliServer([checkpoint, "--dtype", "f32"], { env: { RERANKD_CACHE: cache, HF_HUB_OFFLINE: "1" } });
+  try {
+    assert.match(server.output(), /model ready: .*\(xlm-roberta-cross-encoder, bert, max_length 512\)/);
+    const texts = ["What is the capital of China?", "The capital of China is Beijing.", "Paris is the capital of France."];
+    const { status, json } = await postJson(`${server.url}/v1/score`, { queries: texts[0], documents: texts.slice(1), use_activation: false });
+    assert.equal(status, 200, JSON.stringify(json));
+    const ids = xlmrTokenizeAll(tiny.spmModelPath, texts);
+    (json as { data: Array<{ score: number }> }).data.forEach((d, i) => {
+      const expected = xlmrForward(tiny.config, tiny.weights, xlmrPairIds(ids[0], ids[i + 1]));
+      assert.ok(Math.abs(d.score - expected) <= xlmrTolerance(expected), `document ${i}: ${d.score} vs ${expected}`);
+    });
+  } finally {
+    await server.stop();
   }
 });
