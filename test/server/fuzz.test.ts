@@ -79,7 +79,7 @@ const shapedBody = fc.oneof(
   fc.record({ query: mostly(text), texts: mostly(fc.array(text, { minLength: 1, maxLength: 6 })), raw_scores: mostly(fc.boolean()), return_text: mostly(fc.boolean()) }, { requiredKeys: ["query", "texts"] }),
   // score, in its three field pairs, 1:1, 1:N, N:N and mismatched
   fc.constantFrom(["queries", "documents"], ["text_1", "text_2"], ["data_1", "data_2"]).chain(([a, b]) =>
-    fc.record({ [a]: mostly(fc.oneof(text, docs)), [b]: mostly(fc.oneof(text, docs)), ...optionals }, { requiredKeys: [a, b] }),
+    fc.record({ [a]: mostly(fc.oneof(text, docs)), [b]: mostly(fc.oneof(text, docs)), ...optionals } as Record<string, fc.Arbitrary<unknown>>, { requiredKeys: [a, b] }),
   ),
   // tokenizer
   fc.record({ prompt: mostly(text), add_special_tokens: mostly(fc.boolean()), model: optionals.model }, { requiredKeys: ["prompt"] }),
