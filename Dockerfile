@@ -36,7 +36,8 @@ VOLUME ["/models"]
 USER 10001:10001
 WORKDIR /home/rerankd
 # The final image runs, as the user it runs as: --version, --help, llama.cpp's binding loads.
-RUN bash /app/scripts/build-image-steps.sh smoke /app
+RUN bash /app/scripts/build-image-steps.sh smoke /app \
+ && rm -rf /tmp/tsx-*
 EXPOSE 8000
 # A first start downloads (~5 GB) and converts the model: the start period allows for it.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20m --retries=3 CMD ["node", "/app/scripts/healthcheck.mjs"]
