@@ -32,7 +32,12 @@ export interface LlamaRankBackendOptions {
   threads: number;
   /** Lanes the scheduler may fill; pairs wait for a free worker. */
   lanes: number;
-  /** llama.cpp contexts decoding side by side (default: 1). */
+  /**
+   * llama.cpp contexts decoding side by side, the threads shared out among them (default: one per
+   * thread, at most one per lane). Independent single-thread decodes need no barrier between the
+   * threads of each graph step, which on a busy or small machine is where multi-thread decodes of
+   * one short pair lose most.
+   */
   workers?: number;
   /** The longest pair (tokens) the family can build, from the model's tokenizer. */
   laneCapacity: (model: { tokenizer: Tokenizer; architecture: string }) => number;
@@ -78,12 +83,14 @@ export async function loadLlamaRankBackend(options: LlamaRankBackendOptions): Pr
     if (trained !== null && capacity > trained) {
       throw new Error(`pairs of up to ${capacity} tokens do not fit this model's ${trained} positions; lower --max-length`);
     }
-    const workerCount = Math.max(1, Math.min(options.workers ?? 1, options.lanes));
+    const workerCount = Math.max(1, Math.min(options.workers ?? options.threads, options.lanes));
     const threadsPerWorker = Math.max(1, Math.floor(options.threads / workerCount));
     const batchSize = Math.max(options.batchTokens, capacity);
     for (let i = 0; i < workerCount; i++) {
       const contextOptions: LlamaContextOptions & RankingContextOptions = {
-        // One more cell than the longest pair: node-llama-cpp keeps a spare one.
+        // One cell more than the longest pair: given exactly as many cells as tokens, node-llama-cpp
+        // shifts the context to keep one free, dropping the pair's first tokens (measured: a
+        // 512-token pair in a 512-cell context scores wrong). llama.cpp pads the size to 256s.
         contextSize: capacity + 1,
         batchSize,
         sequences: 1,

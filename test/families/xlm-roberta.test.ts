@@ -144,7 +144,7 @@ before(async () => {
   if (skip) return;
   tiny = await buildTinyXlmr();
   modelFacts = await readModelFacts(tiny.path);
-  backend = await loadLlamaRankBackend({ modelPath: tiny.path, device: "cpu", threads: 2, lanes: 2, laneCapacity: () => 512, batchTokens: 512 });
+  backend = await loadLlamaRankBackend({ modelPath: tiny.path, device: "cpu", threads: 1, lanes: 2, laneCapacity: () => 512, batchTokens: 512 });
 });
 after(async () => {
   await backend?.dispose();
@@ -196,7 +196,7 @@ test("pairs scored on several lanes at once get the scores they get alone", { sk
 
 test("a GGUF that names no separator token scores the same: rerankd builds <s> q </s></s> d </s> itself", { skip }, async () => {
   const noSep = await buildTinyXlmr({ sepToken: false });
-  const other = await loadLlamaRankBackend({ modelPath: noSep.path, device: "cpu", threads: 2, lanes: 1, laneCapacity: () => 512, batchTokens: 512 });
+  const other = await loadLlamaRankBackend({ modelPath: noSep.path, device: "cpu", threads: 1, lanes: 1, laneCapacity: () => 512, batchTokens: 512 });
   try {
     const bound = xlmRobertaFamily.bind(other.tokenizer, await readModelFacts(noSep.path));
     const l = limits(512);
@@ -213,7 +213,7 @@ test("a GGUF that names no separator token scores the same: rerankd builds <s> q
 
 test("an f16 GGUF scores like the reference run on its f16-rounded weights", { skip }, async () => {
   const half = await buildTinyXlmr({ dtype: "f16" });
-  const other = await loadLlamaRankBackend({ modelPath: half.path, device: "cpu", threads: 2, lanes: 1, laneCapacity: () => 512, batchTokens: 512 });
+  const other = await loadLlamaRankBackend({ modelPath: half.path, device: "cpu", threads: 1, lanes: 1, laneCapacity: () => 512, batchTokens: 512 });
   try {
     const bound = xlmRobertaFamily.bind(other.tokenizer, await readModelFacts(half.path));
     const stored = storedXlmrWeights(half.weights, "f16");
