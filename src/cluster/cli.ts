@@ -13,7 +13,7 @@ const CLUSTER_FLAGS = {
   port: { type: "string", value: "PORT", help: "port nginx listens on (default 8000; 0 = any free port)" },
   "replica-ports": { type: "string", value: "P1,P2,..", help: "the replicas' loopback ports (default: free ports)" },
   nginx: { type: "string", value: "PATH", help: "the nginx binary (default: nginx on PATH, else /usr/sbin/nginx)" },
-  "work-dir": { type: "string", value: "DIR", help: "where the generated nginx.conf, its logs and temp files go (default: a new temp dir)" },
+  "work-dir": { type: "string", value: "DIR", help: "where the generated nginx.conf, its logs and temp files go, kept after exit (default: a temp dir, removed at exit)" },
   "fail-timeout": { type: "string", value: "SECONDS", help: "how long nginx keeps a failed replica out of rotation (default 5)" },
   help: { type: "boolean", help: "show this help" },
 } as const;
@@ -129,7 +129,10 @@ export async function runClusterCommand(argv: string[]): Promise<number> {
     }
     stopping = true;
     console.log("rerankd cluster: stopping (nginx finishes in-flight requests, replicas drain) ...");
-    void cluster.stop().then(() => process.exit(0));
+    void cluster.stop().then(() => {
+      cluster.removeWorkDir();
+      process.exit(0);
+    });
   };
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);

@@ -5,7 +5,7 @@
  * it exists to run and test the deployment shape that Kubernetes + an L7 balancer give in production.
  */
 import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, connect } from "node:net";
 import { availableParallelism, tmpdir } from "node:os";
 import path from "node:path";
@@ -29,7 +29,7 @@ export interface ClusterOptions {
   replicaPorts?: readonly number[];
   /** The nginx binary (default: `nginx` from PATH, else /usr/sbin/nginx). */
   nginx?: string;
-  /** Working directory for nginx's config, pid, temp files and logs (default: a new temp dir). */
+  /** Working directory for nginx's config, pid, temp files and logs (default: a new temp dir, see removeWorkDir). */
   workDir?: string;
   /** Restart a replica that exits (default true). */
   restart?: boolean;
@@ -252,8 +252,12 @@ export class Cluster {
   private waiters: Array<() => void> = [];
   private poller: NodeJS.Timeout | null = null;
 
+  /** Whether `dir` is a temp dir made for this cluster (removeWorkDir deletes only that). */
+  private readonly ownsDir: boolean;
+
   private constructor(readonly options: ClusterOptions) {
     this.nginxBinary = findNginx(options.nginx);
+    this.ownsDir = options.workDir === undefined;
     this.dir = options.workDir ?? mkdtempSync(path.join(tmpdir(), "rerankd-cluster-"));
     mkdirSync(this.dir, { recursive: true });
     // nginx started as root runs its workers as `nobody`: they must reach the temp paths in here.
@@ -268,6 +272,7 @@ export class Cluster {
       await cluster.boot();
     } catch (error) {
       await cluster.stop();
+      cluster.removeWorkDir();
       throw error;
     }
     return cluster;
@@ -395,6 +400,12 @@ export class Cluster {
     }
     await Promise.all([this.nginxExit, ...this.replicas.map((r) => r.stop(this.options.stopTimeoutMs ?? 60_000))]);
     this.changed();
+  }
+
+  /** After stop(): deletes the working directory (config, logs) if the cluster made it; a given --work-dir is kept. */
+  removeWorkDir(): void {
+    if (!this.stopping) throw new Error("stop the cluster before removing its working directory");
+    if (this.ownsDir) rmSync(this.dir, { recursive: true, force: true });
   }
 }
 

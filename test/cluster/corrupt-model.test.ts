@@ -11,13 +11,13 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import type { Cluster } from "../../src/cluster/supervisor.js";
-import { describeLoad, machineLoad, runLoad, startTestCluster } from "./support.js";
+import { describeLoad, machineLoad, runLoad, startTestCluster, stopTestCluster } from "./support.js";
 
 const BROKEN = 2;
 const dir = mkdtempSync(path.join(tmpdir(), "rerankd-corrupt-"));
 let cluster: Cluster | undefined;
 after(async () => {
-  await cluster?.stop();
+  await stopTestCluster(cluster);
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -12,7 +12,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import type { Cluster, Replica } from "../../src/cluster/supervisor.js";
-import { describeLoad, machineLoad, readAccessLog, runLoad, startTestCluster } from "./support.js";
+import { describeLoad, machineLoad, readAccessLog, runLoad, startTestCluster, stopTestCluster } from "./support.js";
 
 const CONCURRENCY = 6;
 /** Load runs this long before the signal, and at least this long after the replica is back. */
@@ -26,7 +26,7 @@ before(async () => {
   cluster = await startTestCluster({ replicas: 3, failTimeoutSeconds: 2 });
 });
 after(async () => {
-  await cluster?.stop();
+  await stopTestCluster(cluster);
 });
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -10,12 +10,12 @@
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import type { Cluster } from "../../src/cluster/supervisor.js";
-import { describeLoad, machineLoad, readAccessLog, rerankBody, runLoad, startTestCluster } from "./support.js";
+import { describeLoad, machineLoad, readAccessLog, rerankBody, runLoad, startTestCluster, stopTestCluster } from "./support.js";
 
 const BROKEN = 2;
 let cluster: Cluster | undefined;
 after(async () => {
-  await cluster?.stop();
+  await stopTestCluster(cluster);
 });
 
 /** rerankd_requests_total by status for the scoring route, from one replica's /metrics. */
@@ -61,5 +61,6 @@ test("a replica whose engine fails every evaluation (fault-injection hook) costs
   t.diagnostic(`nginx retried ${retriedFrom.length} requests that the failing replica had answered 500`);
   assert.ok(retriedFrom.length >= 1);
   for (const l of retriedFrom) assert.equal(l.status, 200);
+  cluster.removeWorkDir();
   cluster = undefined;
 });

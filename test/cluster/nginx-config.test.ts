@@ -7,7 +7,7 @@
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -216,6 +216,8 @@ test("npm run cluster: replicas behind nginx, the URL printed, served through ng
   await waitForOutput(child, () => output, /replica 0 ready[\s\S]*replica 1 ready|replica 1 ready[\s\S]*replica 0 ready/, 180_000);
   const pids = [...output.matchAll(/replica \d ready on \S+ \(pid (\d+)/g)].map((m) => Number(m[1]));
   assert.equal(pids.length, 2, output);
+  const config = /\(config (\/\S+\/nginx\.conf)\)/.exec(output)?.[1];
+  assert.ok(config && existsSync(config), `the generated config is where the command says:\n${output}`);
 
   const seen = new Set<string>();
   for (let i = 0; i < 8; i++) {
@@ -236,4 +238,5 @@ test("npm run cluster: replicas behind nginx, the URL printed, served through ng
   assert.equal(await exited, 0, output);
   for (const pid of new Set(pids)) assert.equal(alive(pid), false, `replica pid ${pid} still running after the cluster stopped`);
   await assert.rejects(fetch(`${url}/health`), "nginx stopped listening");
+  assert.equal(existsSync(path.dirname(config)), false, "its temp dir is removed at exit");
 });

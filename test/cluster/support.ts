@@ -32,6 +32,13 @@ export interface TestClusterOptions {
   waitForReady?: number;
 }
 
+/** Stops a cluster and removes its temp dir (read its access log before). */
+export async function stopTestCluster(cluster: Cluster | undefined): Promise<void> {
+  if (!cluster) return;
+  await cluster.stop();
+  cluster.removeWorkDir();
+}
+
 export async function startTestCluster(options: TestClusterOptions): Promise<Cluster> {
   requireNginx();
   const model = await buildTinyGemma();
@@ -51,6 +58,7 @@ export async function startTestCluster(options: TestClusterOptions): Promise<Clu
   } catch (error) {
     const outputs = cluster.replicas.map((r) => `--- replica ${r.index}:\n${r.output()}`).join("\n");
     await cluster.stop();
+    cluster.removeWorkDir();
     throw new Error(`${(error as Error).message}\n${outputs}`, { cause: error });
   }
   return cluster;

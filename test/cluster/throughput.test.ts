@@ -8,7 +8,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { availableParallelism } from "node:os";
-import { coresBusy, cpuSnapshot, describeLoad, machineLoad, runLoad, startTestCluster, type LoadResult } from "./support.js";
+import { coresBusy, cpuSnapshot, describeLoad, machineLoad, runLoad, startTestCluster, stopTestCluster, type LoadResult } from "./support.js";
 
 const CONCURRENCY = 8;
 const WARMUP_MS = 1000;
@@ -43,7 +43,7 @@ for (const replicas of [1, 2, 3]) {
       }
       assert.deepEqual(Object.keys(load.byUpstream).sort(), [...ports].sort(), "only the cluster's replicas answered");
     } finally {
-      await cluster.stop();
+      await stopTestCluster(cluster);
     }
   });
 }
