@@ -194,11 +194,13 @@ test("pairs scored on several lanes at once get the scores they get alone", { sk
   together.forEach((r, i) => assert.equal(r.values[0], alone[i], `pair ${i}`));
 });
 
-test("a GGUF that names no separator token scores the same: rerankd builds <s> q </s></s> d </s> itself", { skip }, async () => {
-  const noSep = await buildTinyXlmr({ sepToken: false });
+test("a GGUF laid out as other tools do (no separator id, no add_sep, no labels, RANK pooling stated) scores the same: rerankd builds <s> q </s></s> d </s> itself", { skip }, async () => {
+  const noSep = await buildTinyXlmr({ legacy: true });
   const other = await loadLlamaRankBackend({ modelPath: noSep.path, device: "cpu", threads: 1, lanes: 1, laneCapacity: () => 512, batchTokens: 512 });
   try {
-    const bound = xlmRobertaFamily.bind(other.tokenizer, await readModelFacts(noSep.path));
+    const noSepFacts = await readModelFacts(noSep.path);
+    assert.equal(familyForModel(noSepFacts).name, "xlm-roberta-cross-encoder");
+    const bound = xlmRobertaFamily.bind(other.tokenizer, noSepFacts);
     const l = limits(512);
     const pair = bound.buildPair(bound.prepareQuery(TEXTS[0], l), TEXTS[1], l);
     const [q, d] = xlmrTokenizeAll(tiny.spmModelPath, [TEXTS[0], TEXTS[1]]);

@@ -90,6 +90,11 @@ export interface TinyXlmrOptions {
   intermediateSize?: number;
   /** Write `tokenizer.ggml.seperator_token_id` (llama.cpp's converter does, via SpecialVocab). Default true. */
   sepToken?: boolean;
+  /**
+   * Lay the metadata out as other and older conversions do: no classifier labels (llama.cpp then
+   * assumes one output), RANK pooling stated in the file, no separator id, no add_sep.
+   */
+  legacy?: boolean;
 }
 
 export interface TinyXlmr {
@@ -105,7 +110,8 @@ export interface TinyXlmr {
 export async function buildTinyXlmr(options: TinyXlmrOptions = {}): Promise<TinyXlmr> {
   const dtype = options.dtype ?? "f32";
   const seed = options.seed ?? 20240318;
-  const sepToken = options.sepToken ?? true;
+  const legacy = options.legacy ?? false;
+  const sepToken = (options.sepToken ?? true) && !legacy;
   const spmModelPath = await ensureXlmrSpmModel();
   const spm = await readSentencePieceModel(spmModelPath);
   const config: XlmrConfig = {
@@ -122,14 +128,19 @@ export async function buildTinyXlmr(options: TinyXlmrOptions = {}): Promise<Tiny
   };
   const weights = randomXlmrWeights(config, seed);
   const key = createHash("sha256")
-    .update(JSON.stringify({ BUILDER_VERSION, dtype, seed, config, sepToken }))
+    .update(JSON.stringify({ BUILDER_VERSION, dtype, seed, config, sepToken, legacy }))
     .update(readFileSync(spmModelPath))
     .digest("hex")
     .slice(0, 16);
   const path = join(FIXTURE_DIR, `tiny-xlmr-${dtype}-${key}.gguf`);
   if (!existsSync(path)) {
     await mkdir(FIXTURE_DIR, { recursive: true });
-    await writeGguf(path, { metadata: xlmrGgufMetadata(config, spm, dtype, sepToken), tensors: xlmrGgufTensors(config, weights, dtype) });
+    const metadata = xlmrGgufMetadata(config, spm, dtype, sepToken);
+    if (legacy) {
+      delete metadata["bert.classifier.output_labels"];
+      metadata["bert.pooling_type"] = u32(4);
+    }
+    await writeGguf(path, { metadata, tensors: xlmrGgufTensors(config, weights, dtype) });
   }
   return { path, dtype, config, weights, spmModelPath, spm };
 }
