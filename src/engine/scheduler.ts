@@ -111,6 +111,13 @@ export interface SchedulerOptions {
 /** See SchedulerOptions.minStepTokens; measured in bench (ceiling by batch size). */
 const DEFAULT_MIN_STEP_TOKENS = 64;
 
+/**
+ * Tokens a step may re-evaluate to even out its chunks (see Scheduler.align): a pass over the
+ * weights costs about as much as 6 to 13 tokens on this machine's CPU (bench: one sequence in
+ * batches of 16 vs 256 tokens), so a ubatch saved is worth a few tokens recomputed.
+ */
+const ALIGN_PAD_TOKENS = 16;
+
 /** Thrown to the requests of a failed evaluation; the scheduler keeps serving the others. */
 export class EvaluationError extends Error {
   constructor(override readonly cause: unknown) {
@@ -273,6 +280,7 @@ export class Scheduler {
         const ready = active.filter((s) => s.task !== null && !s.task.request.settled);
         if (ready.length === 0) continue;
         const items = this.stepper ? this.chunks(ready) : this.wholePairs(ready);
+        await this.align(items);
         this.events.onDispatch?.({ pairs: items.length, tokens: items.reduce((n, { item }) => n + item.to - item.from, 0) });
         const started = performance.now();
         this.totals.gapSeconds += (started - gapStart) / 1000;
@@ -317,7 +325,7 @@ export class Scheduler {
       const request = this.pickRequest(free, waiting);
       if (!request) return;
       const pair = request.job.pairs[request.nextPair];
-      const slot = bestSlot(free, pair);
+      const slot = bestSlot(free, pair, this.slots, this.stepper?.copy !== undefined);
       const own = commonPrefix(slot.lane.heldTokens(), pair.tokens);
       let setup: Task["setup"] = { keep: Math.min(own, pair.tokens.length - 1), donor: null };
       if (this.stepper?.copy && own < pair.prefixLength && pair.prefixLength >= MIN_SHARED_PREFIX) {
@@ -373,9 +381,14 @@ export class Scheduler {
     const stepper = this.stepper;
     const setups = fresh.map((slot) => ({ slot, task: slot.task, setup: slot.task.setup as NonNullable<Task["setup"]> }));
     for (const entry of setups) entry.task.setup = null;
+    // A lane may be a donor and, in the same step, the target of another copy: copy from it first.
+    const donors = new Set(setups.map((e) => e.setup.donor).filter((d) => d !== null));
+    setups.sort((a, b) => Number(donors.has(a.slot)) - Number(donors.has(b.slot)));
     for (const { slot, task, setup } of setups) {
       if (!setup.donor || !stepper.copy) continue;
-      const copied = await stepper.copy(slot.lane, setup.donor.lane, setup.keep).catch(() => false);
+      // Still there? (a chain of copies within one step may have replaced it)
+      const stillHeld = commonPrefix(setup.donor.lane.heldTokens(), task.pair.tokens) >= setup.keep;
+      const copied = stillHeld && (await stepper.copy(slot.lane, setup.donor.lane, setup.keep).catch(() => false));
       if (copied && commonPrefix(slot.lane.heldTokens(), task.pair.tokens) >= setup.keep) {
         this.totals.prefixCopies++;
         task.done = setup.keep;
@@ -438,6 +451,47 @@ export class Scheduler {
     });
     // Ascending lane ids: llama.cpp groups consecutive sequences into one ubatch.
     return items.sort((a, b) => a.slot.lane.id - b.slot.lane.id);
+  }
+
+  /**
+   * Evens out the step's chunk lengths where that is cheap. llama.cpp keeps a KV stream per
+   * sequence and splits such a batch into ubatches of equal length per sequence (split_equal), so
+   * chunks of 160, 159 and 158 tokens become three ubatches (474, 2 and 1 tokens), each a full
+   * pass over the weights. A chunk a few tokens short is lengthened backwards instead: the lane
+   * drops its last few evaluated tokens and evaluates them again, so the step is one ubatch. At most
+   * ALIGN_PAD_TOKENS are re-evaluated per step, within the budget.
+   */
+  private async align(items: Array<{ slot: Slot; task: Task; item: StepItem }>): Promise<void> {
+    if (!this.stepper || items.length < 2) return;
+    const stepper = this.stepper;
+    const budget = Math.max(1, this.backend.info.batchTokens);
+    let total = items.reduce((n, { item }) => n + item.to - item.from, 0);
+    let pad = ALIGN_PAD_TOKENS;
+    const byLength = [...items].sort((a, b) => b.item.to - b.item.from - (a.item.to - a.item.from));
+    let head = byLength[0].item.to - byLength[0].item.from;
+    const padded: Array<{ slot: Slot; task: Task; item: StepItem }> = [];
+    for (const entry of byLength.slice(1)) {
+      const length = entry.item.to - entry.item.from;
+      const short = head - length;
+      if (short === 0) continue;
+      if (short <= pad && entry.item.from >= short && total + short <= budget) {
+        entry.item.from -= short;
+        pad -= short;
+        total += short;
+        padded.push(entry);
+      } else {
+        head = length;
+      }
+    }
+    for (const entry of padded) {
+      try {
+        await stepper.truncate(entry.slot.lane, entry.item.from);
+        entry.task.done = entry.item.from;
+      } catch (error) {
+        items.splice(items.indexOf(entry), 1);
+        await this.fail(entry.slot, entry.task, error);
+      }
+    }
   }
 
   private wholePairs(ready: ReadonlyArray<Slot & { task: Task }>): Array<{ slot: Slot; task: Task; item: StepItem }> {
@@ -528,18 +582,37 @@ export class Scheduler {
   }
 }
 
-/** The free lane holding the longest prefix of the pair; ties go to the lowest lane id. */
-function bestSlot(free: ReadonlySet<Slot>, pair: PairTokens): Slot {
+/**
+ * The free lane for a pair. llama.cpp puts only consecutive sequences in one ubatch, so a lane that
+ * leaves a hole among the busy ones costs a pass over the weights per step. Without KV copies the
+ * lane holding the longest prefix of the pair wins (evaluating a prefix costs more), then the lane
+ * that keeps the busy lanes contiguous; with copies (a prefix moves cheaply) contiguity comes first.
+ * Ties go to the lowest id.
+ */
+function bestSlot(free: ReadonlySet<Slot>, pair: PairTokens, all: readonly Slot[], canCopy: boolean): Slot {
+  const busy = all.filter((s) => s.task !== null).map((s) => s.lane.id);
+  const runs = (id: number): number => {
+    const ids = [...busy, id].sort((a, b) => a - b);
+    let count = 0;
+    for (let i = 0; i < ids.length; i++) if (i === 0 || ids[i] !== ids[i - 1] + 1) count++;
+    return count;
+  };
   let best: Slot | undefined;
-  let bestLength = -1;
+  let bestKey: number[] = [];
   for (const slot of free) {
-    const length = commonPrefix(slot.lane.heldTokens(), pair.tokens);
-    if (length > bestLength || (length === bestLength && best !== undefined && slot.lane.id < best.lane.id)) {
+    const held = Math.min(commonPrefix(slot.lane.heldTokens(), pair.tokens), canCopy ? pair.prefixLength : Infinity);
+    const key = canCopy ? [runs(slot.lane.id), -held, slot.lane.id] : [-held, runs(slot.lane.id), slot.lane.id];
+    if (!best || lexLess(key, bestKey)) {
       best = slot;
-      bestLength = length;
+      bestKey = key;
     }
   }
   return best as Slot;
+}
+
+function lexLess(a: readonly number[], b: readonly number[]): boolean {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i] < b[i];
+  return false;
 }
 
 function sharesPrefix(a: PairTokens, b: PairTokens): boolean {

@@ -195,6 +195,21 @@ test("steps: on the CPU one request leaves a lane free, so a request arriving ne
   assert.deepEqual(backend.violations, []);
 });
 
+test("steps: chunks a few tokens apart are evened out (one llama.cpp ubatch) by re-evaluating held tokens", async () => {
+  const backend = new StepFakeBackend(3, 512);
+  const scheduler = new Scheduler(backend, {}, { computeBound: true, maxLanesPerRequest: 3 });
+  // Documents of 40..44 tokens: pairs a few tokens apart.
+  const pairs = stepPairs(8, 12, { tag: 8, prefixLength: 10, docLength: (d) => 40 + (d % 5) });
+  assertScores(await scheduler.submit({ pairs, readout: stepReadout }), pairs);
+  assert.deepEqual(backend.violations, []);
+  const multi = backend.steps.filter((s) => s.items.length > 1);
+  assert.ok(multi.length >= 3);
+  for (const step of multi) {
+    const lengths = new Set(step.items.map((i) => i.to - i.from));
+    assert.equal(lengths.size, 1, `a step's chunks: ${step.items.map((i) => i.to - i.from).join(", ")}`);
+  }
+});
+
 test("steps: identical queries of concurrent requests share one prefix evaluation", async () => {
   const backend = new StepFakeBackend(2, 512);
   const scheduler = new Scheduler(backend);
