@@ -11,6 +11,15 @@ import type { DtypeChoice } from "../models/resolve.js";
 
 export const DEFAULT_MODEL = "BAAI/bge-reranker-v2-gemma";
 
+/**
+ * Measured with `npm run bench` on a 2-core CPU (README, Performance): steps of 128 to 512 tokens
+ * evaluate at the same tokens/s (16-token steps at half), while a small request arriving during a
+ * long one waits for the step in progress, so a step costs latency in proportion to its size. 256
+ * keeps steps well above the size where llama.cpp's per-step cost shows and halves that wait
+ * against 512. On a GPU, where a step's cost grows little with its size, raise it.
+ */
+const DEFAULT_MAX_NUM_BATCHED_TOKENS = 256;
+
 export interface ServeOptions {
   model: string;
   /** The family to serve the model as (--family); null: chosen from the file. */
@@ -71,9 +80,9 @@ export const SERVE_FLAGS: Record<string, FlagSpec> = {
   "api-key-file": { type: "string", value: "FILE", help: "read API keys from FILE, one per line" },
   device: { type: "string", value: "cpu|auto", help: "auto (default): a GPU (CUDA/Vulkan/Metal) when one is found, else CPU; cpu: never a GPU" },
   dtype: { type: "string", value: "auto|f32|f16|q8_0", help: "weights' type when converting a Hugging Face checkpoint (default auto: q8_0 on CPU, f16 on a GPU)" },
-  threads: { type: "string", value: "N", help: "CPU threads for evaluation (default: the cores this process may use)" },
+  threads: { type: "string", value: "N", help: "CPU threads for evaluation (default: the cores this process may use, os.availableParallelism()); fewer on a host shared with other busy processes" },
   "max-num-seqs": { type: "string", value: "N", help: "pairs evaluated side by side, one llama.cpp sequence each (default 4)" },
-  "max-num-batched-tokens": { type: "string", value: "N", help: "most tokens in one evaluation step across sequences (default 512)" },
+  "max-num-batched-tokens": { type: "string", value: "N", help: `most tokens in one evaluation step across sequences (default ${DEFAULT_MAX_NUM_BATCHED_TOKENS}; raise it on a GPU)` },
   "max-body-bytes": { type: "string", value: "N", help: "largest request body accepted, in bytes (default 16777216); larger gets 413" },
   "max-documents": { type: "string", value: "N", help: "most documents in one rerank request (default 1000); more gets 400" },
   "max-pairs": { type: "string", value: "N", help: "most pairs in one score request (default 1000); more gets 400" },
@@ -192,7 +201,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeOpt
     dtype: oneOf("dtype", str("dtype"), ["auto", "f32", "f16", "q8_0"] as const, "auto"),
     threads: integer("threads", str("threads"), availableParallelism(), 1, 1024),
     maxNumSeqs: integer("max-num-seqs", str("max-num-seqs"), 4, 1, 256),
-    maxNumBatchedTokens: integer("max-num-batched-tokens", str("max-num-batched-tokens"), 512, 16, 1 << 20),
+    maxNumBatchedTokens: integer("max-num-batched-tokens", str("max-num-batched-tokens"), DEFAULT_MAX_NUM_BATCHED_TOKENS, 16, 1 << 20),
     maxBodyBytes: integer("max-body-bytes", str("max-body-bytes"), 16 * 1024 * 1024, 1024),
     logLevel: oneOf("log-level", str("log-level"), ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const, "info"),
     maxDocuments: integer("max-documents", str("max-documents"), 1000, 1),
