@@ -146,9 +146,14 @@ for (const c of CASES) {
     }
 
     test("an `instruction` field is used by instruction-following families and refused by the others", async () => {
-      const body = { model: c.modelId, query: "What is the capital of China?", documents: ["The capital of China is Beijing.", "Paris is the capital of France."] };
+      const query = "What is the capital of China?";
+      const documents = ["The capital of China is Beijing.", "Paris is the capital of France."];
       const instruction = "Given a question, find the passage that names the city";
-      const { status, json } = await postJson(`${server.url}/v1/score`, { ...body, queries: body.query, query: undefined, instruction, use_activation: false }, { authorization: `Bearer ${KEY}` });
+      const { status, json } = await postJson(
+        `${server.url}/v1/score`,
+        { model: c.modelId, queries: query, documents, instruction, use_activation: false },
+        { authorization: `Bearer ${KEY}` },
+      );
       if (!reference.rawWithInstruction) {
         assert.equal(status, 400, JSON.stringify(json));
         assert.equal((json as { error: { param: string } }).error.param, "instruction");
@@ -156,11 +161,13 @@ for (const c of CASES) {
       }
       assert.equal(status, 200, JSON.stringify(json));
       const data = (json as { data: Array<{ score: number }> }).data;
-      body.documents.forEach((d, i) => {
-        const expected = reference.rawWithInstruction?.(body.query, d, instruction) ?? NaN;
+      documents.forEach((d, i) => {
+        const expected = reference.rawWithInstruction?.(query, d, instruction) ?? NaN;
         assert.ok(Math.abs(data[i].score - expected) <= reference.tolerance(expected), `document ${i}: ${data[i].score} vs ${expected}`);
-        assert.notEqual(expected, reference.raw(body.query, d), "the instruction changes the score");
       });
+      // Told apart from the default instruction's scores: the instruction was used, not ignored.
+      const shift = Math.max(...documents.map((d, i) => Math.abs(data[i].score - reference.raw(query, d)) / reference.tolerance(reference.raw(query, d))));
+      assert.ok(shift > 3, `the instruction moved no score beyond the tolerance (${shift.toFixed(2)} tolerances)`);
     });
 
     test("every seed request without the key, or with a wrong one, is a 401", () => {
