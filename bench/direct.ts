@@ -51,6 +51,9 @@ function lastLogitInput(tokens: readonly number[], readoutToken: number): Contro
 
 export interface CeilingResult {
   batchTokens: number;
+  threads: number;
+  /** Cores other processes used meanwhile (set by the caller). */
+  foreignCores?: number;
   tokens: number;
   seconds: number[];
   tokensPerSecond: number;
@@ -74,13 +77,15 @@ export async function measureCeiling(loaded: LoadedModel, options: { tokens: num
       seconds.push((performance.now() - started) / 1000);
       await sequence.clearHistory();
     }
-    return { batchTokens: options.batchTokens, tokens: options.tokens, seconds, tokensPerSecond: options.tokens / median(seconds) };
+    return { batchTokens: options.batchTokens, threads: options.threads, tokens: options.tokens, seconds, tokensPerSecond: options.tokens / median(seconds) };
   } finally {
     await context.dispose();
   }
 }
 
 export interface NaiveResult {
+  /** Cores other processes used meanwhile (set by the caller). */
+  foreignCores?: number;
   pairs: number;
   tokens: number;
   seconds: number;

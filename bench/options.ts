@@ -36,9 +36,9 @@ export const PARTS = ["ceiling", "naive", "w1", "w2", "w3", "w4", "small"] as co
 export type Part = (typeof PARTS)[number];
 
 const FULL: WorkloadSizes = {
-  ceilingTokens: 1024,
+  ceilingTokens: 512,
   ceilingRepeats: 2,
-  naivePairs: 6,
+  naivePairs: 4,
   w1: { queryTokens: 16, docTokens: 128, documents: 32, repeats: 1 },
   w2: { queryTokens: 64, docTokens: 64, documents: 32, repeats: 1 },
   w3: { clients: 8, documents: 4, queryTokens: 16, docTokens: 128, rounds: 1 },

@@ -142,11 +142,15 @@ async function main(): Promise<void> {
   };
 
   if (options.parts.has("ceiling")) {
-    for (const batchTokens of [...new Set([512, budget])]) {
-      say(`ceiling: one sequence of ${s.ceilingTokens} tokens in batches of ${batchTokens} ...`);
+    const runs = [...new Set([512, budget])].map((batchTokens) => ({ batchTokens, threads: options.threads, repeats: s.ceilingRepeats }));
+    // The thread count matters on a small machine: one thread, for comparison.
+    if (options.threads > 1) runs.push({ batchTokens: 512, threads: 1, repeats: 1 });
+    for (const run of runs) {
+      say(`ceiling: one sequence of ${s.ceilingTokens} tokens in batches of ${run.batchTokens}, ${run.threads} threads ...`);
       const foreign = new ForeignLoad(() => []);
-      const ceiling = await measureCeiling(loaded, { tokens: s.ceilingTokens, batchTokens, repeats: s.ceilingRepeats, threads: options.threads });
-      say(`  ${ceiling.tokensPerSecond.toFixed(1)} tokens/s (runs ${ceiling.seconds.map((x) => x.toFixed(2)).join(", ")} s; others used ${foreign.stop().toFixed(2)} cores)`);
+      const ceiling = await measureCeiling(loaded, { tokens: s.ceilingTokens, ...run });
+      ceiling.foreignCores = foreign.stop();
+      say(`  ${ceiling.tokensPerSecond.toFixed(1)} tokens/s (runs ${ceiling.seconds.map((x) => x.toFixed(2)).join(", ")} s; others used ${ceiling.foreignCores.toFixed(2)} cores)`);
       results.ceiling.push(ceiling);
     }
   }
@@ -157,7 +161,9 @@ async function main(): Promise<void> {
     ] as const) {
       const pairs = pairsOf(queries[0], documents.slice(0, s.naivePairs));
       say(`naive: ${pairs.length} ${name} pairs evaluated alone, one after another ...`);
+      const foreign = new ForeignLoad(() => []);
       const naive = await measureNaive(loaded, pairs, { threads: options.threads, batchTokens: 512 });
+      naive.foreignCores = foreign.stop();
       say(`  ${naive.pairsPerSecond.toFixed(3)} pairs/s, ${naive.tokensPerSecond.toFixed(1)} tokens/s`);
       results.naive[name] = naive;
     }
@@ -301,10 +307,9 @@ async function longWithSmall(
       await sleep(500 + 700 * c);
       while (!done) {
         const call = await smallRequest();
-        if (!done || smallLatencies.length < size.smallClients) {
-          smallLatencies.push(call.seconds);
-          smallPairs += size.smallDocuments;
-        }
+        // Every one was sent while the long request ran: the loop stops once it is done.
+        smallLatencies.push(call.seconds);
+        smallPairs += size.smallDocuments;
         await sleep(200 + ((nextQuery * 397) % 800));
       }
     });
@@ -408,7 +413,7 @@ function runClient(job: { url: string; requests: Array<{ query: string; document
 
 function targets(results: Results, model: BenchModel): Results["targets"] {
   const out: Results["targets"] = [];
-  const ceiling = results.ceiling.find((c) => c.batchTokens === 512) ?? results.ceiling[0];
+  const ceiling = results.ceiling.find((c) => c.batchTokens === 512 && c.threads === results.options.threads) ?? results.ceiling[0];
   const w = (name: string) => results.workloads.find((x) => x.name === name);
   if (ceiling) {
     for (const name of ["W1", "W2", "W3"]) {
@@ -468,10 +473,16 @@ function report(r: Results): string {
   lines.push("| measurement | pairs | wall s | pairs/s | model tok/s | prompt tok/s | tok/pair | p50 s | p95 s | p99 s | peak RSS GiB | others' cores |");
   lines.push("|---|---|---|---|---|---|---|---|---|---|---|---|");
   for (const c of r.ceiling) {
-    lines.push(`| ceiling: llama.cpp, 1 sequence of ${c.tokens} tokens, batch ${c.batchTokens} | - | ${f(Math.min(...c.seconds))} | - | ${f(c.tokensPerSecond, 1)} | ${f(c.tokensPerSecond, 1)} | - | - | - | - | - | - |`);
+    lines.push(
+      `| ceiling: llama.cpp, 1 sequence of ${c.tokens} tokens, batch ${c.batchTokens}, ${c.threads} thread${c.threads > 1 ? "s" : ""} | - | ${f(median(c.seconds))} | - | ` +
+        `${f(c.tokensPerSecond, 1)} | ${f(c.tokensPerSecond, 1)} | - | - | - | - | - | ${f(c.foreignCores ?? NaN)} |`,
+    );
   }
   for (const [name, n] of Object.entries(r.naive)) {
-    lines.push(`| naive: ${name} pairs alone, one after another | ${n.pairs} | ${f(n.seconds)} | ${f(n.pairsPerSecond, 3)} | ${f(n.tokensPerSecond, 1)} | ${f(n.tokensPerSecond, 1)} | ${f(n.tokens / n.pairs, 0)} | - | - | - | - | - |`);
+    lines.push(
+      `| naive: ${name} pairs alone, one after another | ${n.pairs} | ${f(n.seconds)} | ${f(n.pairsPerSecond, 3)} | ${f(n.tokensPerSecond, 1)} | ` +
+        `${f(n.tokensPerSecond, 1)} | ${f(n.tokens / n.pairs, 0)} | - | - | - | - | ${f(n.foreignCores ?? NaN)} |`,
+    );
   }
   for (const w of r.workloads) {
     lines.push(
