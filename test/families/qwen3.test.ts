@@ -76,6 +76,13 @@ test("a request's instruction replaces the default", () => {
   assert.match(pairText("q", "d", limits(8192, { instruction: "Find code that answers the question" })), /<Instruct>: Find code that answers the question\n<Query>: q\n/);
 });
 
+test("placeholders in the user's text stay text", () => {
+  assert.match(
+    pairText("what is {instruction}?", "{document} {query}", limits(8192, { instruction: "match {query} and {document}" })),
+    /<Instruct>: match \{query\} and \{document\}\n<Query>: what is \{instruction\}\?\n<Document>: \{document\} \{query\}<\|im_end\|>/,
+  );
+});
+
 /** Characters of the body before the document, for the query "what?" and the default instruction. */
 const queryPart = `<Instruct>: ${QWEN3_DEFAULT_INSTRUCTION}\n<Query>: what?\n<Document>: `.length;
 

@@ -115,8 +115,9 @@ function bindQwen3(
     : (values: readonly number[]) => values[0] - values[1];
 
   const budget = (maxLength: number) => Math.max(0, maxLength - prefix.length - suffix.length);
+  // One pass over the template, so an instruction or query that contains "{query}" stays text.
   const queryText = (query: string, instruction: string) =>
-    queryPartTemplate.replace("{instruction}", () => instruction).replace("{query}", () => query);
+    queryPartTemplate.replace(/\{(instruction|query)\}/g, (_, key: string) => (key === "instruction" ? instruction : query));
   const normalize = (text: string) => (template.normalize ? text.normalize(template.normalize) : text);
   /** The query's part of the body (text and tokens), per prepared query. */
   const parts = new WeakMap<PreparedQuery, { text: string; tokens: readonly number[] }>();
