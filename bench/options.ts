@@ -32,7 +32,7 @@ export interface BenchOptions {
   note: string | null;
 }
 
-export const PARTS = ["ceiling", "naive", "w1", "w2", "w3", "w4", "small"] as const;
+export const PARTS = ["ceiling", "naive", "w1", "w2", "w3", "w4", "small", "llama-server"] as const;
 export type Part = (typeof PARTS)[number];
 
 const FULL: WorkloadSizes = {
@@ -61,8 +61,11 @@ export const BENCH_HELP = `npm run bench -- [options]
 
 Measures llama.cpp's own ceiling, a naive one-pair-at-a-time loop, and rerankd over HTTP (W1-W4)
 on a random-weight Gemma-2B-shaped GGUF (generated once into bench/.cache/), then W1 on a small
-model to expose the server's own overhead. Prints a table and writes bench/results/<date>-<host>.md
-and .json.
+model to expose the server's own overhead; last (part llama-server, bench/llama-server.ts), rerankd
+against llama.cpp's own llama-server --reranking on a random-weight XLM-RoBERTa-large GGUF (the
+bge-reranker-v2-m3 shape), W1 and W3 in alternating rounds; llama-server is built once from
+node-llama-cpp's llama.cpp source into bench/llama-server/. Prints a table and writes
+bench/results/<date>-<host>.md and .json.
 
 Options:
   --quick                      small sizes (a few minutes): for trying the bench, not for results

@@ -14,6 +14,7 @@ import { parseServeArgs } from "../src/cli/serve-options.js";
 import type { PairTokens } from "../src/families/types.js";
 import { loadModel, measureCeiling, measureEngineOnly, measureNaive, median, type CeilingResult, type NaiveResult } from "./direct.js";
 import { ForeignLoad, machineInfo, memoryOf, uptimeLoad, type MachineInfo } from "./machine.js";
+import { compareWithLlamaServer, comparisonReport, type LlamaServerComparison } from "./llama-server.js";
 import { GEMMA_2B, SMALL, benchModel, type BenchModel } from "./model.js";
 import { BENCH_HELP, parseBenchArgs, type BenchOptions } from "./options.js";
 import { rerank, scrapeCounters, startBenchServer, type BenchServer } from "./server.js";
@@ -65,6 +66,8 @@ interface Results {
     pairs: number;
     foreignCores: number;
   };
+  /** rerankd vs llama-server --reranking on an XLM-RoBERTa-large model (bench/llama-server.ts). */
+  llamaServer: LlamaServerComparison | null;
   targets: Array<{ target: string; value: string; goal: string; met: boolean | null }>;
   note: string | null;
   totalSeconds: number;
@@ -110,6 +113,7 @@ async function main(): Promise<void> {
     naive: {},
     workloads: [],
     small: null,
+    llamaServer: null,
     targets: [],
     note: options.note,
     totalSeconds: 0,
@@ -198,6 +202,14 @@ async function main(): Promise<void> {
   }
 
   if (options.parts.has("small")) results.small = await smallModelOverhead(options, seqs, budget, serverArgs);
+  if (options.parts.has("llama-server")) {
+    results.llamaServer = await compareWithLlamaServer({
+      threads: options.threads,
+      quick: options.quick,
+      rounds: options.quick ? 1 : 3,
+      rerankdArgs: options.maxNumSeqs === null ? [] : ["--max-num-seqs", String(options.maxNumSeqs)],
+    });
+  }
 
   results.loadAfter = uptimeLoad();
   results.totalSeconds = (performance.now() - started) / 1000;
@@ -449,6 +461,11 @@ function targets(results: Results, model: BenchModel): Results["targets"] {
     const f = results.small.overheadFraction;
     out.push({ target: "server overhead on a small model (W1)", value: `${(f * 100).toFixed(1)}% of wall time`, goal: "< 5%", met: f < 0.05 });
   }
+  if (results.llamaServer) {
+    const c = results.llamaServer;
+    out.push({ target: "XLM-R W1 pairs/s vs llama-server --reranking", value: `${c.w1Ratio.toFixed(2)}x`, goal: ">= 1.0x", met: c.w1Ratio >= 1 });
+    out.push({ target: "XLM-R W3 p99 vs llama-server --reranking", value: `${c.w3P99Ratio.toFixed(2)}x`, goal: "< 1x", met: c.w3P99Ratio < 1 });
+  }
   return out;
 }
 
@@ -503,6 +520,10 @@ function report(r: Results): string {
         `${f(r.small.engineOverheadFraction * 100, 1)}%; the scheduler's own time between steps ${f(r.small.schedulerGapFraction * 100, 1)}% of the engine's. ` +
         `Others used ${f(r.small.foreignCores)} cores meanwhile.`,
     );
+  }
+  if (r.llamaServer) {
+    lines.push("");
+    lines.push(comparisonReport(r.llamaServer));
   }
   lines.push("");
   lines.push("| target | measured | goal | met |");
