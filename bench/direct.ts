@@ -91,6 +91,8 @@ export interface NaiveResult {
   seconds: number;
   pairsPerSecond: number;
   tokensPerSecond: number;
+  /** Each pair's raw score, evaluated from scratch: the reference for rerankd's reused prefixes. */
+  scores: number[];
 }
 
 /** What a straightforward program does: each pair evaluated alone on one sequence, one after another. */
@@ -104,13 +106,15 @@ export async function measureNaive(loaded: LoadedModel, pairs: readonly PairToke
     await sequence.clearHistory();
     const started = performance.now();
     let tokens = 0;
+    const scores: number[] = [];
     for (const pair of pairs) {
-      await sequence.controlledEvaluate(lastLogitInput(pair.tokens, readoutToken));
+      const output = await sequence.controlledEvaluate(lastLogitInput(pair.tokens, readoutToken));
+      scores.push(output[pair.tokens.length - 1]?.next.logits?.get(readoutToken as Token) ?? NaN);
       await sequence.clearHistory();
       tokens += pair.tokens.length;
     }
     const seconds = (performance.now() - started) / 1000;
-    return { pairs: pairs.length, tokens, seconds, pairsPerSecond: pairs.length / seconds, tokensPerSecond: tokens / seconds };
+    return { pairs: pairs.length, tokens, seconds, pairsPerSecond: pairs.length / seconds, tokensPerSecond: tokens / seconds, scores };
   } finally {
     await context.dispose();
   }

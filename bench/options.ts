@@ -6,6 +6,8 @@ export interface WorkloadSizes {
   /** Tokens of one long sequence for the ceiling, and how many times it is measured. */
   ceilingTokens: number;
   ceilingRepeats: number;
+  /** Tokens of the short ceiling measured before and after each HTTP workload. */
+  checkTokens: number;
   /** Pairs evaluated one by one for the naive baseline (a sample of the workload's pairs). */
   naivePairs: number;
   w1: { queryTokens: number; docTokens: number; documents: number; repeats: number };
@@ -38,6 +40,7 @@ export type Part = (typeof PARTS)[number];
 const FULL: WorkloadSizes = {
   ceilingTokens: 512,
   ceilingRepeats: 2,
+  checkTokens: 256,
   naivePairs: 4,
   w1: { queryTokens: 16, docTokens: 128, documents: 32, repeats: 1 },
   w2: { queryTokens: 64, docTokens: 64, documents: 32, repeats: 1 },
@@ -49,6 +52,7 @@ const FULL: WorkloadSizes = {
 const QUICK: WorkloadSizes = {
   ceilingTokens: 256,
   ceilingRepeats: 1,
+  checkTokens: 64,
   naivePairs: 2,
   w1: { queryTokens: 16, docTokens: 128, documents: 4, repeats: 1 },
   w2: { queryTokens: 64, docTokens: 64, documents: 4, repeats: 1 },

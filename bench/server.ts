@@ -1,5 +1,6 @@
 /** The rerankd server as a user runs it: `rerankd serve` in its own process, on a free port. */
 import { spawn, type ChildProcess } from "node:child_process";
+import { Agent, request as httpRequest } from "node:http";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
 
@@ -66,19 +67,39 @@ export interface RerankCall {
   seconds: number;
   status: number;
   promptTokens: number;
-  results: number;
+  /** Raw scores (use_activation false) in document order. */
+  scores: number[];
 }
 
-/** One POST /v1/rerank, timed from the first byte sent to the last byte received. */
+const agent = new Agent({ keepAlive: true });
+
+/** POST with node:http: fetch (undici) gives up on a response that takes more than 300 s. */
+function post(url: string, body: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const request = httpRequest(url, { method: "POST", agent, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) } }, (response) => {
+      let text = "";
+      response.setEncoding("utf8");
+      response.on("data", (chunk: string) => (text += chunk));
+      response.on("end", () => resolve({ status: response.statusCode ?? 0, text }));
+      response.on("error", reject);
+    });
+    request.on("error", reject);
+    request.end(body);
+  });
+}
+
+/** One POST /v1/rerank for raw scores, timed from the first byte sent to the last byte received. */
 export async function rerank(url: string, query: string, documents: readonly string[]): Promise<RerankCall> {
   const started = performance.now();
-  const response = await fetch(`${url}/v1/rerank`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ query, documents, return_documents: false }),
-  });
-  const body = (await response.json()) as { usage?: { prompt_tokens?: number }; results?: unknown[]; error?: { message?: string } };
+  const response = await post(`${url}/v1/rerank`, JSON.stringify({ query, documents, return_documents: false, use_activation: false }));
+  const body = JSON.parse(response.text) as {
+    usage?: { prompt_tokens?: number };
+    results?: Array<{ index: number; relevance_score: number }>;
+    error?: { message?: string };
+  };
   const seconds = (performance.now() - started) / 1000;
   if (response.status !== 200) throw new Error(`rerank answered ${response.status}: ${body.error?.message ?? JSON.stringify(body)}`);
-  return { seconds, status: response.status, promptTokens: body.usage?.prompt_tokens ?? 0, results: body.results?.length ?? 0 };
+  const scores = new Array<number>(documents.length).fill(NaN);
+  for (const r of body.results ?? []) scores[r.index] = r.relevance_score;
+  return { seconds, status: response.status, promptTokens: body.usage?.prompt_tokens ?? 0, scores };
 }
