@@ -96,7 +96,8 @@ export async function loadLlamaBackend(options: LlamaBackendOptions): Promise<Mo
   }
 }
 
-function llamaTokenizer(model: LlamaModel): Tokenizer {
+/** The Tokenizer interface over a loaded llama.cpp model (shared by every llama.cpp backend). */
+export function llamaTokenizer(model: LlamaModel): Tokenizer {
   const tokens = (model.fileInfo.metadata.tokenizer as { ggml?: { tokens?: readonly string[] } } | undefined)?.ggml?.tokens;
   return {
     tokenize: (text) => model.tokenize(text, false) as number[],

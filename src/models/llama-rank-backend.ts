@@ -23,7 +23,7 @@ import {
 } from "node-llama-cpp";
 import type { BackendInfo, EvaluationLane, ModelBackend, Tokenizer } from "../engine/backend.js";
 import type { Readout } from "../families/types.js";
-import type { Device } from "./llama-backend.js";
+import { llamaTokenizer, type Device } from "./llama-backend.js";
 
 export interface LlamaRankBackendOptions {
   modelPath: string;
@@ -76,7 +76,7 @@ export async function loadLlamaRankBackend(options: LlamaRankBackendOptions): Pr
   const model = await llama.loadModel({ modelPath: options.modelPath });
   const workers: RankWorker[] = [];
   try {
-    const tokenizer = rankTokenizer(model);
+    const tokenizer = llamaTokenizer(model);
     const architecture = String(model.fileInfo.metadata.general.architecture);
     const capacity = options.laneCapacity({ tokenizer, architecture });
     const trained = trainedPositions(model, architecture);
@@ -139,18 +139,6 @@ function trainedPositions(model: LlamaModel, architecture: string): number | nul
   const metadata = model.fileInfo.metadata as unknown as Record<string, { context_length?: unknown } | undefined>;
   const n = metadata[architecture]?.context_length;
   return typeof n === "number" && n > 0 ? n : null;
-}
-
-function rankTokenizer(model: LlamaModel): Tokenizer {
-  const tokens = (model.fileInfo.metadata.tokenizer as { ggml?: { tokens?: readonly string[] } } | undefined)?.ggml?.tokens;
-  return {
-    tokenize: (text) => model.tokenize(text, false) as number[],
-    tokenizeTemplate: (text) => model.tokenize(text, true) as number[],
-    detokenize: (ids) => model.detokenize(ids as Token[], false),
-    bosToken: model.tokens.bos,
-    eosToken: model.tokens.eos,
-    vocabularySize: tokens?.length ?? 0,
-  };
 }
 
 /** One ranking context with its single sequence: one pair per llama_decode. */
