@@ -10,6 +10,8 @@
 //       final = RMSNorm(x_last)·w_f;  logit(t) = final · lm_head[t]
 //  3. The model card's pair construction (format_instruction / process_inputs / compute_logits).
 
+import { add, applyRope, attention, linear, rmsNorm, ropeTables } from "./reference-math.js";
+
 // ---------------------------------------------------------------------------
 // 1. Byte-level BPE.
 
@@ -174,24 +176,7 @@ export function qwen3Forward(config: Qwen3Config, w: Qwen3Weights, ids: readonly
     if (!Number.isInteger(id) || id < 0 || id >= config.vocabSize) throw new Error(`token id ${id} out of range`);
     return Float64Array.from(w.embedTokens.subarray(id * d, (id + 1) * d));
   });
-  const half = headDim / 2;
-  const inv = Array.from({ length: half }, (_, i) => 1 / Math.pow(config.ropeTheta, (2 * i) / headDim));
-  const rope = (v: Float64Array, heads: number, pos: number): Float64Array => {
-    const out = new Float64Array(v.length);
-    for (let h = 0; h < heads; h++) {
-      const base = h * headDim;
-      for (let i = 0; i < half; i++) {
-        const angle = pos * inv[i];
-        const c = Math.cos(angle);
-        const s = Math.sin(angle);
-        const x1 = v[base + i];
-        const x2 = v[base + i + half];
-        out[base + i] = x1 * c - x2 * s;
-        out[base + i + half] = x2 * c + x1 * s;
-      }
-    }
-    return out;
-  };
+  const rope = ropeTables(n, headDim, config.ropeTheta);
   const headNorm = (v: Float64Array, heads: number, weight: Float32Array): Float64Array => {
     const out = new Float64Array(v.length);
     for (let h = 0; h < heads; h++) out.set(rmsNorm(v.subarray(h * headDim, (h + 1) * headDim), weight, eps), h * headDim);
@@ -199,41 +184,17 @@ export function qwen3Forward(config: Qwen3Config, w: Qwen3Weights, ids: readonly
   };
   for (const layer of w.layers) {
     const h = x.map((row) => rmsNorm(row, layer.inputLayernorm, eps));
-    const q = h.map((row, pos) => rope(headNorm(matVec(layer.qProj, row, qDim), numHeads, layer.qNorm), numHeads, pos));
-    const k = h.map((row, pos) => rope(headNorm(matVec(layer.kProj, row, kvDim), numKvHeads, layer.kNorm), numKvHeads, pos));
-    const v = h.map((row) => matVec(layer.vProj, row, kvDim));
-    const group = numHeads / numKvHeads;
-    x = x.map((row, pos) => {
-      const out = new Float64Array(qDim);
-      const scores = new Float64Array(pos + 1);
-      for (let head = 0; head < numHeads; head++) {
-        const qb = head * headDim;
-        const kb = Math.floor(head / group) * headDim;
-        let max = -Infinity;
-        for (let s = 0; s <= pos; s++) {
-          let dot = 0;
-          for (let i = 0; i < headDim; i++) dot += q[pos][qb + i] * k[s][kb + i];
-          scores[s] = dot / Math.sqrt(headDim);
-          max = Math.max(max, scores[s]);
-        }
-        let total = 0;
-        for (let s = 0; s <= pos; s++) total += scores[s] = Math.exp(scores[s] - max);
-        for (let s = 0; s <= pos; s++) for (let i = 0; i < headDim; i++) out[qb + i] += (scores[s] / total) * v[s][kb + i];
-      }
-      const attn = matVec(layer.oProj, out, d);
-      const y = new Float64Array(d);
-      for (let i = 0; i < d; i++) y[i] = row[i] + attn[i];
-      return y;
-    });
+    const q = h.map((row, pos) => applyRope(headNorm(linear(layer.qProj, row, qDim), numHeads, layer.qNorm), numHeads, headDim, rope, pos));
+    const k = h.map((row, pos) => applyRope(headNorm(linear(layer.kProj, row, kvDim), numKvHeads, layer.kNorm), numKvHeads, headDim, rope, pos));
+    const v = h.map((row) => linear(layer.vProj, row, kvDim));
+    const attended = q.map((row, pos) => attention(row, k, v, pos + 1, numHeads, numHeads / numKvHeads, headDim));
+    x = x.map((row, pos) => add(row, linear(layer.oProj, attended[pos], d)));
     x = x.map((row) => {
       const hh = rmsNorm(row, layer.postAttentionLayernorm, eps);
-      const gate = matVec(layer.gateProj, hh, ff);
-      const up = matVec(layer.upProj, hh, ff);
+      const gate = linear(layer.gateProj, hh, ff);
+      const up = linear(layer.upProj, hh, ff);
       for (let i = 0; i < ff; i++) gate[i] = (gate[i] / (1 + Math.exp(-gate[i]))) * up[i];
-      const down = matVec(layer.downProj, gate, d);
-      const y = new Float64Array(d);
-      for (let i = 0; i < d; i++) y[i] = row[i] + down[i];
-      return y;
+      return add(row, linear(layer.downProj, gate, d));
     });
   }
   const last = rmsNorm(x[n - 1], w.norm, eps);
@@ -245,28 +206,6 @@ export function qwen3Forward(config: Qwen3Config, w: Qwen3Weights, ids: readonly
       return sum;
     },
   };
-}
-
-function rmsNorm(x: Float64Array, weight: Float32Array, eps: number): Float64Array {
-  let ss = 0;
-  for (let i = 0; i < x.length; i++) ss += x[i] * x[i];
-  const scale = 1 / Math.sqrt(ss / x.length + eps);
-  const out = new Float64Array(x.length);
-  for (let i = 0; i < x.length; i++) out[i] = x[i] * scale * weight[i];
-  return out;
-}
-
-function matVec(weight: Float32Array, x: Float64Array, outDim: number): Float64Array {
-  const inDim = x.length;
-  if (weight.length !== outDim * inDim) throw new Error(`weight has ${weight.length} values, expected ${outDim}x${inDim}`);
-  const y = new Float64Array(outDim);
-  for (let o = 0; o < outDim; o++) {
-    let sum = 0;
-    const base = o * inDim;
-    for (let i = 0; i < inDim; i++) sum += weight[base + i] * x[i];
-    y[o] = sum;
-  }
-  return y;
 }
 
 // ---------------------------------------------------------------------------

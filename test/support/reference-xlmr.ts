@@ -12,6 +12,7 @@
 // Linear weights are Hugging Face's [out, in], row-major. Everything is float64 and naive loops.
 
 import { spmEncodeLines } from "./hf-checkpoint.js";
+import { add, attention, linear } from "./reference-math.js";
 
 export interface XlmrConfig {
   vocabSize: number;
@@ -82,21 +83,22 @@ export function xlmrForward(config: XlmrConfig, weights: XlmrWeights, ids: reado
   });
 
   for (const layer of weights.layers) {
-    const q = x.map((h) => linear(layer.qWeight, layer.qBias, h, d));
-    const k = x.map((h) => linear(layer.kWeight, layer.kBias, h, d));
-    const v = x.map((h) => linear(layer.vWeight, layer.vBias, h, d));
-    const attended = q.map((qRow) => attention(qRow, k, v, numHeads, headDim));
-    x = x.map((h, i) => layerNorm(add(h, linear(layer.attnOutWeight, layer.attnOutBias, attended[i], d)), layer.attnNormWeight, layer.attnNormBias, eps));
+    const q = x.map((h) => linear(layer.qWeight, h, d, layer.qBias));
+    const k = x.map((h) => linear(layer.kWeight, h, d, layer.kBias));
+    const v = x.map((h) => linear(layer.vWeight, h, d, layer.vBias));
+    // Bidirectional: every position sees all n; one KV head per query head.
+    const attended = q.map((qRow) => attention(qRow, k, v, n, numHeads, 1, headDim));
+    x = x.map((h, i) => layerNorm(add(h, linear(layer.attnOutWeight, attended[i], d, layer.attnOutBias)), layer.attnNormWeight, layer.attnNormBias, eps));
     x = x.map((h) => {
-      const up = linear(layer.upWeight, layer.upBias, h, ff);
+      const up = linear(layer.upWeight, h, ff, layer.upBias);
       for (let j = 0; j < ff; j++) up[j] = geluErf(up[j]);
-      return layerNorm(add(h, linear(layer.downWeight, layer.downBias, up, d)), layer.outNormWeight, layer.outNormBias, eps);
+      return layerNorm(add(h, linear(layer.downWeight, up, d, layer.downBias)), layer.outNormWeight, layer.outNormBias, eps);
     });
   }
 
-  const dense = linear(weights.denseWeight, weights.denseBias, x[0], d);
+  const dense = linear(weights.denseWeight, x[0], d, weights.denseBias);
   for (let j = 0; j < d; j++) dense[j] = Math.tanh(dense[j]);
-  return linear(weights.outProjWeight, weights.outProjBias, dense, 1)[0];
+  return linear(weights.outProjWeight, dense, 1, weights.outProjBias)[0];
 }
 
 function layerNorm(x: Float64Array, weight: Float32Array, bias: Float32Array, eps: number): Float64Array {
@@ -109,51 +111,6 @@ function layerNorm(x: Float64Array, weight: Float32Array, bias: Float32Array, ep
   const scale = 1 / Math.sqrt(variance + eps);
   const out = new Float64Array(x.length);
   for (let i = 0; i < x.length; i++) out[i] = (x[i] - mean) * scale * weight[i] + bias[i];
-  return out;
-}
-
-function linear(weight: Float32Array, bias: Float32Array, x: Float64Array, outDim: number): Float64Array {
-  const inDim = x.length;
-  if (weight.length !== outDim * inDim) throw new Error(`weight has ${weight.length} values, expected ${outDim}x${inDim}`);
-  const y = new Float64Array(outDim);
-  for (let o = 0; o < outDim; o++) {
-    let sum = bias[o];
-    const base = o * inDim;
-    for (let i = 0; i < inDim; i++) sum += weight[base + i] * x[i];
-    y[o] = sum;
-  }
-  return y;
-}
-
-function add(a: Float64Array, b: Float64Array): Float64Array {
-  const out = new Float64Array(a.length);
-  for (let i = 0; i < a.length; i++) out[i] = a[i] + b[i];
-  return out;
-}
-
-function attention(q: Float64Array, keys: Float64Array[], values: Float64Array[], numHeads: number, headDim: number): Float64Array {
-  const out = new Float64Array(numHeads * headDim);
-  const scale = 1 / Math.sqrt(headDim);
-  const scores = new Float64Array(keys.length);
-  for (let h = 0; h < numHeads; h++) {
-    const base = h * headDim;
-    let max = -Infinity;
-    for (let s = 0; s < keys.length; s++) {
-      let dot = 0;
-      for (let i = 0; i < headDim; i++) dot += q[base + i] * keys[s][base + i];
-      scores[s] = dot * scale;
-      max = Math.max(max, scores[s]);
-    }
-    let total = 0;
-    for (let s = 0; s < keys.length; s++) {
-      scores[s] = Math.exp(scores[s] - max);
-      total += scores[s];
-    }
-    for (let s = 0; s < keys.length; s++) {
-      const w = scores[s] / total;
-      for (let i = 0; i < headDim; i++) out[base + i] += w * values[s][base + i];
-    }
-  }
   return out;
 }
 
