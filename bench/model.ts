@@ -3,19 +3,19 @@
  * default), weights from a fast seeded PRNG. Speed does not depend on the weights' values, so
  * this measures what the real model costs without downloading it.
  *
- * Written once and cached in bench/.cache/ under a name keyed by the shape; streaming (the writer
- * asks for one tensor at a time), so the 2.5 GB model never sits in memory whole.
+ * Written once and cached in bench/.cache/ (bench/random-gguf.ts) under a name keyed by the shape;
+ * streaming (the writer asks for one tensor at a time), so the 2.5 GB model never sits in memory
+ * whole.
  *
  * The vocabulary is the test fixtures' corpus-trained SentencePiece vocabulary (so "A:", "B:",
  * "Yes" and ordinary text tokenize as the reranker template expects) padded with unused pieces to
  * the architecture's vocabulary size: the embedding table and the LM head have the real size.
  */
-import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { GgmlType, arr, bool, f32, str, u32 } from "../src/models/gguf/types.js";
-import { writeGguf, type GgufTensorSource } from "../src/models/gguf/writer.js";
+import type { GgufTensorSource } from "../src/models/gguf/writer.js";
 import { SPECIAL_IDS, TokenType, buildSpmVocab, loadCorpus } from "../test/support/spm-vocab.js";
+import { describeRandomGguf, randomGguf, seededTensors, type RandomGguf } from "./random-gguf.js";
 
 export interface BenchArchitecture {
   /** Short label used in file names and tables. */
@@ -59,46 +59,23 @@ export const SMALL: BenchArchitecture = {
   dtype: "q8_0",
 };
 
-const BENCH_DIR = fileURLToPath(new URL("./", import.meta.url));
-export const CACHE_DIR = `${BENCH_DIR}.cache`;
 /** Bump when the generator's output changes for the same architecture. */
 const GENERATOR_VERSION = 1;
 const SEED = 0x5eed2b;
 
-export interface BenchModel {
-  path: string;
-  architecture: BenchArchitecture;
-  sizeBytes: number;
-  /** Seconds spent generating it in this run (0 when it came from the cache). */
-  generatedSeconds: number;
-}
+export type BenchModel = RandomGguf<BenchArchitecture>;
 
 export async function benchModel(architecture: BenchArchitecture, say: (line: string) => void = () => undefined): Promise<BenchModel> {
   const corpus = loadCorpus();
-  const key = createHash("sha256")
-    .update(JSON.stringify({ GENERATOR_VERSION, SEED, architecture }))
-    .update(corpus)
-    .digest("hex")
-    .slice(0, 12);
-  const path = `${CACHE_DIR}/${architecture.label}-${key}.gguf`;
-  if (existsSync(path)) return { path, architecture, sizeBytes: statSync(path).size, generatedSeconds: 0 };
-
-  mkdirSync(CACHE_DIR, { recursive: true });
-  const started = performance.now();
-  say(`generating ${architecture.label} (random weights) at ${path} ...`);
-  let lastReport = 0;
-  await writeGguf(path, {
-    metadata: metadata(architecture, corpus),
-    tensors: tensors(architecture),
-    onProgress: (done, total) => {
-      const now = performance.now();
-      if (now - lastReport > 10_000 || done === total) {
-        lastReport = now;
-        say(`  ${done}/${total} tensors, ${((now - started) / 1000).toFixed(0)} s`);
-      }
+  return randomGguf(
+    {
+      architecture,
+      key: { GENERATOR_VERSION, SEED, architecture },
+      vocabularySource: corpus,
+      contents: async () => ({ metadata: metadata(architecture, corpus), tensors: tensors(architecture) }),
     },
-  });
-  return { path, architecture, sizeBytes: statSync(path).size, generatedSeconds: (performance.now() - started) / 1000 };
+    say,
+  );
 }
 
 function metadata(a: BenchArchitecture, corpus: string) {
@@ -140,31 +117,9 @@ function metadata(a: BenchArchitecture, corpus: string) {
   };
 }
 
-/**
- * xorshift128+ in 32-bit halves would be overkill: a 32-bit xorshift stepped per element is fast
- * enough (hundreds of millions per second) and its values only need to be bounded and not constant.
- */
-function randomUniform(count: number, seed: number, scale: number): Float32Array {
-  const out = new Float32Array(count);
-  let x = seed >>> 0 || 1;
-  const k = (2 * scale) / 4294967296;
-  for (let i = 0; i < count; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = (x >>> 0) * k - scale;
-  }
-  return out;
-}
-
 function tensors(a: BenchArchitecture): GgufTensorSource[] {
   const type = a.dtype === "q8_0" ? GgmlType.Q8_0 : GgmlType.F16;
-  let seed = SEED;
-  // Scaled like an initialised network (uniform of std 1/sqrt(fan_in)) so activations stay finite.
-  const matrix = (name: string, outDim: number, inDim: number): GgufTensorSource => {
-    const tensorSeed = (seed = (Math.imul(seed, 0x9e3779b1) + 0x7f4a7c15) >>> 0);
-    return { name, shape: [inDim, outDim], type, load: () => randomUniform(outDim * inDim, tensorSeed, Math.sqrt(3 / inDim)) };
-  };
+  const { matrix } = seededTensors(SEED, type);
   const norm = (name: string): GgufTensorSource => ({ name, shape: [a.hiddenSize], type: GgmlType.F32, load: () => new Float32Array(a.hiddenSize).fill(1) });
   const d = a.hiddenSize;
   const list: GgufTensorSource[] = [matrix("token_embd.weight", a.vocabSize, d)];
@@ -188,7 +143,6 @@ function tensors(a: BenchArchitecture): GgufTensorSource[] {
 // Allow `tsx bench/model.ts` to just build (and report) both models.
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   for (const architecture of [SMALL, GEMMA_2B]) {
-    const model = await benchModel(architecture, console.log);
-    console.log(`${model.path}: ${(model.sizeBytes / 2 ** 30).toFixed(2)} GiB${model.generatedSeconds ? `, generated in ${model.generatedSeconds.toFixed(0)} s` : " (cached)"}`);
+    console.log(describeRandomGguf(await benchModel(architecture, console.log)));
   }
 }

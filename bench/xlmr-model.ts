@@ -9,15 +9,15 @@
  * texts tokenize into more pieces than with XLM-R's real 250k-piece vocabulary, which the bench
  * reports as tokens per pair.
  *
- * Cached in bench/.cache/ (git-ignored); written one tensor at a time.
+ * Cached in bench/.cache/ (git-ignored, bench/random-gguf.ts); written one tensor at a time.
  */
-import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { GgmlType, arr, bool, f32, str, u32, type GgufMetadata } from "../src/models/gguf/types.js";
-import { writeGguf, type GgufTensorSource } from "../src/models/gguf/writer.js";
+import type { GgufTensorSource } from "../src/models/gguf/writer.js";
 import { readSentencePieceModel } from "../src/models/sentencepiece/index.js";
 import { ensureXlmrSpmModel, xlmrVocab } from "../test/support/tiny-xlmr.js";
+import { describeRandomGguf, randomGguf, seededTensors, type RandomGguf } from "./random-gguf.js";
 
 export interface XlmrBenchArchitecture {
   label: string;
@@ -43,39 +43,25 @@ export const XLMR_M3: XlmrBenchArchitecture = {
   dtype: "q8_0",
 };
 
-const CACHE_DIR = fileURLToPath(new URL("./.cache", import.meta.url));
+/** Bump when the generator's output changes for the same architecture. */
 const GENERATOR_VERSION = 2;
 const SEED = 0x3e5c0de;
 
-export interface XlmrBenchModel {
-  path: string;
-  architecture: XlmrBenchArchitecture;
-  sizeBytes: number;
-  generatedSeconds: number;
-}
+export type XlmrBenchModel = RandomGguf<XlmrBenchArchitecture>;
 
-export async function xlmrBenchModel(a: XlmrBenchArchitecture, say: (line: string) => void = () => undefined): Promise<XlmrBenchModel> {
+export async function xlmrBenchModel(architecture: XlmrBenchArchitecture, say: (line: string) => void = () => undefined): Promise<XlmrBenchModel> {
   const spmPath = await ensureXlmrSpmModel();
-  const key = createHash("sha256").update(JSON.stringify({ GENERATOR_VERSION, SEED, a })).update(readFileSync(spmPath)).digest("hex").slice(0, 12);
-  const path = `${CACHE_DIR}/${a.label}-${key}.gguf`;
-  if (existsSync(path)) return { path, architecture: a, sizeBytes: statSync(path).size, generatedSeconds: 0 };
-  mkdirSync(CACHE_DIR, { recursive: true });
-  const started = performance.now();
-  say(`generating ${a.label} (random weights) at ${path} ...`);
-  const spm = await readSentencePieceModel(spmPath);
-  let lastReport = 0;
-  await writeGguf(path, {
-    metadata: metadata(a, spm),
-    tensors: tensors(a),
-    onProgress: (done, total) => {
-      const now = performance.now();
-      if (now - lastReport > 10_000 || done === total) {
-        lastReport = now;
-        say(`  ${done}/${total} tensors, ${((now - started) / 1000).toFixed(0)} s`);
-      }
+  return randomGguf(
+    {
+      architecture,
+      // `a`, not `architecture` as in bench/model.ts: the property name is hashed, and the cached m3
+      // file (635 MB, minutes to generate) was named with this one.
+      key: { GENERATOR_VERSION, SEED, a: architecture },
+      vocabularySource: readFileSync(spmPath),
+      contents: async () => ({ metadata: metadata(architecture, await readSentencePieceModel(spmPath)), tensors: tensors(architecture) }),
     },
-  });
-  return { path, architecture: a, sizeBytes: statSync(path).size, generatedSeconds: (performance.now() - started) / 1000 };
+    say,
+  );
 }
 
 function metadata(a: XlmrBenchArchitecture, spm: Awaited<ReturnType<typeof readSentencePieceModel>>): GgufMetadata {
@@ -115,34 +101,11 @@ function metadata(a: XlmrBenchArchitecture, spm: Awaited<ReturnType<typeof readS
   };
 }
 
-/** A 32-bit xorshift per element: bounded, non-constant values at hundreds of millions per second. */
-function randomUniform(count: number, seed: number, scale: number, center = 0): Float32Array {
-  const out = new Float32Array(count);
-  let x = seed >>> 0 || 1;
-  const k = (2 * scale) / 4294967296;
-  for (let i = 0; i < count; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = center + (x >>> 0) * k - scale;
-  }
-  return out;
-}
-
 function tensors(a: XlmrBenchArchitecture): GgufTensorSource[] {
   const type = a.dtype === "q8_0" ? GgmlType.Q8_0 : GgmlType.F16;
   const d = a.hiddenSize;
   const ff = a.intermediateSize;
-  let seed = SEED;
-  const next = () => (seed = (Math.imul(seed, 0x9e3779b1) + 0x7f4a7c15) >>> 0);
-  const matrix = (name: string, outDim: number, inDim: number, t: GgmlType = type): GgufTensorSource => {
-    const s = next();
-    return { name, shape: [inDim, outDim], type: t, load: () => randomUniform(outDim * inDim, s, Math.sqrt(3 / inDim)) };
-  };
-  const vector = (name: string, n: number, center: number, scale: number): GgufTensorSource => {
-    const s = next();
-    return { name, shape: [n], type: GgmlType.F32, load: () => randomUniform(n, s, scale, center) };
-  };
+  const { matrix, vector } = seededTensors(SEED, type);
   const list: GgufTensorSource[] = [
     matrix("token_embd.weight", a.vocabSize, d),
     matrix("token_types.weight", 1, d, GgmlType.F32),
@@ -176,6 +139,5 @@ function tensors(a: XlmrBenchArchitecture): GgufTensorSource[] {
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const model = await xlmrBenchModel(XLMR_M3, console.log);
-  console.log(`${model.path}: ${(model.sizeBytes / 2 ** 30).toFixed(2)} GiB${model.generatedSeconds ? `, generated in ${model.generatedSeconds.toFixed(0)} s` : " (cached)"}`);
+  console.log(describeRandomGguf(await xlmrBenchModel(XLMR_M3, console.log)));
 }
