@@ -212,29 +212,13 @@ async function main(): Promise<void> {
         say(`  llama.cpp alone before/after: ${before.tokensPerSecond.toFixed(1)} / ${after.tokensPerSecond.toFixed(1)} tokens/s`);
         results.workloads.push(result);
       };
-      if (options.parts.has("w1")) {
-        await workload(() =>
-          sequential(
-            server,
-            "W1",
-            `1 query of ~${s.w1.queryTokens} tokens x ${s.w1.documents} documents of ~${s.w1.docTokens}`,
-            w1.queries,
-            w1.documents,
-            results.naive.W1?.scores,
-          ),
-        );
-      }
-      if (options.parts.has("w2")) {
-        await workload(() =>
-          sequential(
-            server,
-            "W2",
-            `1 query of ~${s.w2.queryTokens} tokens x ${s.w2.documents} documents of ~${s.w2.docTokens}`,
-            w2.queries,
-            w2.documents,
-            results.naive.W2?.scores,
-          ),
-        );
+      for (const [name, part, size, texts] of [
+        ["W1", "w1", s.w1, w1],
+        ["W2", "w2", s.w2, w2],
+      ] as const) {
+        if (!options.parts.has(part)) continue;
+        const description = `1 query of ~${size.queryTokens} tokens x ${size.documents} documents of ~${size.docTokens}`;
+        await workload(() => sequential(server, name, description, texts.queries, texts.documents, results.naive[name]?.scores));
       }
       if (options.parts.has("w3")) await workload(() => concurrentClients(server, s.w3, w3));
       if (options.parts.has("w4")) await workload(() => longWithSmall(server, s.w4, w4));
