@@ -15,7 +15,7 @@ import type {
   Tokenizer,
 } from "../../src/engine/backend.js";
 import type { Readout } from "../../src/families/types.js";
-import { fakeScore } from "../support/fake-backend.js";
+import { codePointTokenizer, fakeBackendInfo, fakeScore } from "../support/fake-backend.js";
 
 export interface StepRecord {
   items: Array<{ lane: number; from: number; to: number; pairLength: number; last: number; query: number; readout: boolean }>;
@@ -50,26 +50,11 @@ export class StepFakeBackend implements ModelBackend {
   delayMs = 1;
   private inStep = false;
   readonly stepper: StepEvaluator;
-  readonly tokenizer: Tokenizer = {
-    tokenize: (text) => [...text].map((c) => c.codePointAt(0) ?? 0),
-    detokenize: (ids) => String.fromCodePoint(...ids),
-    bosToken: 1,
-    eosToken: 2,
-    vocabularySize: 0x110000,
-  };
+  readonly tokenizer: Tokenizer = codePointTokenizer();
 
   constructor(lanes: number, batchTokens: number, options: { copy?: boolean } = {}) {
     this.lanes = Array.from({ length: lanes }, (_, id) => new StepLane(id));
-    this.info = {
-      architecture: "fake",
-      name: null,
-      device: "cpu",
-      threads: 1,
-      lanes,
-      laneCapacity: 4096,
-      batchTokens,
-      fileSizeBytes: 0,
-    };
+    this.info = fakeBackendInfo(lanes, batchTokens);
     const lane = (l: EvaluationLane): StepLane => {
       const found = this.lanes[l.id];
       if (found !== l) throw new Error("foreign lane");

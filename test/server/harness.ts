@@ -7,8 +7,8 @@ import { Writable } from "node:stream";
 import { buildApp, type AppOptions } from "../../src/server/app.js";
 import { ModelHolder } from "../../src/server/model-state.js";
 import { Scheduler } from "../../src/engine/scheduler.js";
-import { flagLlmFamily } from "../../src/families/flag-llm/family.js";
 import { FakeBackend } from "../support/fake-backend.js";
+import { serveFakeModel } from "../support/fake-app.js";
 
 export interface HarnessOptions extends Partial<Omit<AppOptions, "model" | "logger">> {
   lanes?: number;
@@ -20,16 +20,6 @@ export interface HarnessOptions extends Partial<Omit<AppOptions, "model" | "logg
 export async function hardenedApp(options: HarnessOptions = {}) {
   const backend = new FakeBackend(options.lanes ?? 2);
   backend.delayMs = options.delayMs ?? 0;
-  const family = flagLlmFamily({
-    name: "fake-llm",
-    architectures: ["fake"],
-    queryPrefix: "A: ",
-    passagePrefix: "B: ",
-    separator: "\n",
-    prompt: "P?",
-    scoreToken: "Yes",
-    defaultMaxLength: 64,
-  }).bind(backend.tokenizer);
   const model = new ModelHolder("test-model");
   const logs: Array<Record<string, unknown>> = [];
   const stream = new Writable({
@@ -46,21 +36,7 @@ export async function hardenedApp(options: HarnessOptions = {}) {
     logger: options.logLevel ? { level: options.logLevel, stream } : false,
   });
   const scheduler = new Scheduler(backend, metrics.schedulerEvents());
-  model.state = {
-    status: "ready",
-    served: {
-      servedModelName: "test-model",
-      root: "fake",
-      maxLength: 64,
-      truncation: "auto",
-      family,
-      tokenizer: backend.tokenizer,
-      scheduler,
-      createdAt: 1,
-      architecture: "fake",
-      device: "cpu",
-    },
-  };
+  serveFakeModel(model, backend, scheduler);
   await app.ready();
   return { app, backend, model, metrics, admission, scheduler, logs };
 }

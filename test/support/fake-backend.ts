@@ -7,6 +7,31 @@ import type { Readout } from "../../src/families/types.js";
 
 export const fakeScore = (tokens: readonly number[]): number => tokens.reduce((s, t, i) => s + t * (i + 1), 0) % 1009;
 
+/** One token per Unicode code point: token ids are readable in failures and need no vocabulary. */
+export function codePointTokenizer(): Tokenizer {
+  return {
+    tokenize: (text) => [...text].map((c) => c.codePointAt(0) ?? 0),
+    detokenize: (ids) => String.fromCodePoint(...ids),
+    bosToken: 1,
+    eosToken: 2,
+    vocabularySize: 0x110000,
+  };
+}
+
+/** What a model-less backend reports: `lanes` lanes of 4096 tokens, `batchTokens` per step. */
+export function fakeBackendInfo(lanes: number, batchTokens: number): BackendInfo {
+  return {
+    architecture: "fake",
+    name: null,
+    device: "cpu",
+    threads: 1,
+    lanes,
+    laneCapacity: 4096,
+    batchTokens,
+    fileSizeBytes: 0,
+  };
+}
+
 export interface FakeCall {
   lane: number;
   tokens: readonly number[];
@@ -21,26 +46,11 @@ export class FakeBackend implements ModelBackend {
   /** Throw from the evaluation of any pair containing this token. */
   failOnToken: number | null = null;
   delayMs = 2;
-  readonly tokenizer: Tokenizer = {
-    tokenize: (text) => [...text].map((c) => c.codePointAt(0) ?? 0),
-    detokenize: (ids) => String.fromCodePoint(...ids),
-    bosToken: 1,
-    eosToken: 2,
-    vocabularySize: 0x110000,
-  };
+  readonly tokenizer: Tokenizer = codePointTokenizer();
 
   constructor(lanes: number) {
     this.lanes = Array.from({ length: lanes }, (_, id) => new FakeLane(id, this));
-    this.info = {
-      architecture: "fake",
-      name: null,
-      device: "cpu",
-      threads: 1,
-      lanes,
-      laneCapacity: 4096,
-      batchTokens: 512,
-      fileSizeBytes: 0,
-    };
+    this.info = fakeBackendInfo(lanes, 512);
   }
 
   async dispose(): Promise<void> {}
