@@ -5,35 +5,13 @@
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { buildTinyGemma, type TinyGemma } from "../support/tiny-gemma.js";
 import { startCliServer, type CliServer } from "../support/cli-server.js";
+import { documentText, runSeedCurl, seedBody, seedCommands } from "../support/seed-requests.js";
 import { referencePairIds, referenceRawScore, scoreTolerance } from "../support/reference-pairs.js";
 
-const SEED = fileURLToPath(new URL("../../../shared/seed/bge-reranker-v2-gemma-api.txt", import.meta.url));
 const MODEL = "BAAI/bge-reranker-v2-gemma";
 const KEY = "seed-test-key";
-
-/** The seed's curl commands, exactly as printed: from `curl -X POST` to the line closing the JSON body. */
-function seedCommands(): string[] {
-  const lines = readFileSync(SEED, "utf8").split("\n");
-  const commands: string[] = [];
-  for (let i = 0; i < lines.length; i++) {
-    if (!lines[i].startsWith("curl -X POST")) continue;
-    const start = i;
-    while (!lines[i].startsWith("}'")) i++;
-    commands.push(lines.slice(start, i + 1).join("\n"));
-  }
-  return commands;
-}
-
-/** The JSON body a seed command sends, with the shell's variable substituted as curl would. */
-function seedBody(command: string): Record<string, unknown> {
-  const body = command.slice(command.indexOf("-d '") + 4, command.lastIndexOf("'"));
-  return JSON.parse(body.replace(`"'"$BGE_RERANK_MODEL"'"`, JSON.stringify(MODEL))) as Record<string, unknown>;
-}
 
 let model: TinyGemma;
 let server: CliServer;
@@ -47,16 +25,10 @@ after(async () => {
 });
 
 function runCurl(command: string, key = KEY): { status: number; body: Record<string, unknown> } {
-  const out = execFileSync("bash", ["-c", `${command} -s -w '\\n%{http_code}'`], {
-    env: { ...process.env, HEXGRID_API_KEY: key, BGE_RERANK_BASE_URL: `${server.url}/v1`, BGE_RERANK_MODEL: MODEL },
-    encoding: "utf8",
-  });
-  const at = out.lastIndexOf("\n");
-  return { status: Number(out.slice(at + 1)), body: JSON.parse(out.slice(0, at)) as Record<string, unknown> };
+  return runSeedCurl(command, { baseUrl: server.url, model: MODEL, key });
 }
 
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
-const docText = (d: unknown) => (typeof d === "string" ? d : (d as { text: string }).text);
 
 test("the seed holds ten requests: eight reranks and two score calls", () => {
   const commands = seedCommands();
@@ -65,7 +37,7 @@ test("the seed holds ten requests: eight reranks and two score calls", () => {
 });
 
 for (const [n, command] of seedCommands().entries()) {
-  const body = seedBody(command);
+  const body = seedBody(command, MODEL);
   const route = command.includes("/score") ? "score" : "rerank";
   test(`seed request ${n + 1} (${route}: ${JSON.stringify(body.query ?? body.queries).slice(0, 50)}) works verbatim`, () => {
     const { status, body: answer } = runCurl(command);
@@ -73,7 +45,7 @@ for (const [n, command] of seedCommands().entries()) {
     assert.equal(answer.model, MODEL);
     const activated = body.use_activation !== false;
     if (route === "rerank") {
-      const documents = (body.documents as unknown[]).map(docText);
+      const documents = (body.documents as unknown[]).map(documentText);
       const query = body.query as string;
       assert.match(String(answer.id), /^rerank-/);
       const results = answer.results as Array<{ index: number; relevance_score: number; document: { text: string } }>;
@@ -141,7 +113,7 @@ test("the raw score mode request returns the logits whose sigmoid the activated 
 test("score 1:N equals rerank for the same pairs", () => {
   const commands = seedCommands();
   const oneToMany = commands.find((c) => c.includes("What is vLLM?")) as string;
-  const body = seedBody(oneToMany);
+  const body = seedBody(oneToMany, MODEL);
   const score = runCurl(oneToMany).body.data as Array<{ score: number }>;
   const rerankCommand = `curl -X POST "$BGE_RERANK_BASE_URL/rerank" -H "Authorization: Bearer $HEXGRID_API_KEY" -H "Content-Type: application/json" -d '${JSON.stringify({ model: MODEL, query: (body.queries as string[])[0], documents: body.documents })}'`;
   const rerank = runCurl(rerankCommand).body.results as Array<{ index: number; relevance_score: number }>;

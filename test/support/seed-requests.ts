@@ -1,6 +1,7 @@
 /**
  * The seed API document's curl requests (../../../shared/seed/bge-reranker-v2-gemma-api.txt),
- * extracted verbatim and run with bash + curl against a server, for the family seed tests.
+ * extracted verbatim and run with bash + curl against a server, for the seed tests of test/server
+ * and test/families.
  */
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
