@@ -76,6 +76,11 @@ async function makeEnv(options: EnvOptions = {}): Promise<Env> {
   return { hub, cacheDir, env };
 }
 
+async function disposeEnv(t: Env): Promise<void> {
+  await t.hub.close();
+  await rm(t.cacheDir, { recursive: true, force: true });
+}
+
 const fast = { retryDelayMs: 5 };
 
 function storage(cacheDir: string): string {
@@ -107,10 +112,7 @@ describe("snapshotDownload against a fake Hub", () => {
   beforeEach(async () => {
     t = await makeEnv();
   });
-  afterEach(async () => {
-    await t.hub.close();
-    await rm(t.cacheDir, { recursive: true, force: true });
-  });
+  afterEach(() => disposeEnv(t));
 
   test("a fresh download produces huggingface_hub's exact cache layout", async () => {
     const commit = t.hub.commitOf(REPO);
@@ -402,10 +404,7 @@ describe("snapshotDownload against a fake Hub", () => {
 describe("authentication, redirects and tokens", () => {
   const TOKEN = "hf_secret_test_token_123";
   let t: Env;
-  afterEach(async () => {
-    await t.hub.close();
-    await rm(t.cacheDir, { recursive: true, force: true });
-  });
+  afterEach(() => disposeEnv(t));
 
   test("401 on a private repo without a token says to set HF_TOKEN", async () => {
     t = await makeEnv({ access: "private" });
@@ -485,10 +484,7 @@ describe("offline mode and unreachable Hub", () => {
   beforeEach(async () => {
     t = await makeEnv();
   });
-  afterEach(async () => {
-    await t.hub.close();
-    await rm(t.cacheDir, { recursive: true, force: true });
-  });
+  afterEach(() => disposeEnv(t));
 
   test("HF_HUB_OFFLINE=1 serves a cached snapshot through refs/main without any request", async () => {
     const online = await snapshotDownload(REPO, { env: t.env });
@@ -556,10 +552,7 @@ describe("single files (hf:owner/name/file references)", () => {
   beforeEach(async () => {
     t = await makeEnv();
   });
-  afterEach(async () => {
-    await t.hub.close();
-    await rm(t.cacheDir, { recursive: true, force: true });
-  });
+  afterEach(() => disposeEnv(t));
 
   test("fetchModel downloads one file like hf_hub_download and reuses it", async () => {
     const commit = t.hub.commitOf(REPO);
