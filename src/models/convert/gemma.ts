@@ -4,70 +4,42 @@
  * tensor names and type choices, norms stored as 1 + w, lm_head dropped
  * (llama.cpp's gemma graph always ties the output to token_embd).
  */
-import { mkdir } from "node:fs/promises";
-import { basename, dirname, resolve } from "node:path";
-import { SafetensorsCheckpoint, SafetensorsError } from "../safetensors/index.js";
-import { GgmlType, f32, str, u32, type GgufMetadata } from "../gguf/types.js";
-import { writeGguf, type GgufTensorSource } from "../gguf/writer.js";
+import { basename, resolve } from "node:path";
+import type { SafetensorsCheckpoint } from "../safetensors/index.js";
+import { f32, u32, type GgufMetadata } from "../gguf/types.js";
 import { ConvertError } from "./errors.js";
 import type { JsonObject } from "./hf-files.js";
 import { convertSentencePieceVocab, gemmaTokenizerMetadata } from "./vocab.js";
-import type { ConvertOptions, ConvertResult, OutType } from "./types.js";
+import { checkPlan, configReader, generalMetadata, openCheckpoint, writePlanned, type DecoderHparams, type PlannedTensor } from "./tensor-plan.js";
+import type { ConvertOptions, ConvertResult } from "./types.js";
 
-/** llama.cpp's LLAMA_FTYPE values for general.file_type. */
-const FILE_TYPE: Readonly<Record<OutType, number>> = { f32: 0, f16: 1, q8_0: 7 };
-const GGML_QUANT_VERSION = 2;
-const Q8_0_BLOCK = 32;
-
-export interface GemmaHparams {
+export interface GemmaHparams extends DecoderHparams {
   vocabSize: number | undefined;
-  hiddenSize: number;
-  intermediateSize: number;
-  numLayers: number;
-  numHeads: number;
-  numKvHeads: number;
-  headDim: number;
-  contextLength: number;
-  rmsNormEps: number;
   ropeTheta: number | undefined;
 }
 
 function readHparams(config: JsonObject, configPath: string): GemmaHparams {
-  const int = (key: string, fallback?: number): number => {
-    const v = config[key] ?? fallback;
-    if (typeof v !== "number" || !Number.isSafeInteger(v) || v <= 0) {
-      throw new ConvertError(`${configPath}: "${key}" must be a positive integer, got ${JSON.stringify(config[key] ?? null)}`);
-    }
-    return v;
-  };
-  const num = (key: string, fallback: number | undefined): number | undefined => {
-    const v = config[key];
-    if (v === undefined || v === null) return fallback;
-    if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) throw new ConvertError(`${configPath}: "${key}" must be a positive number, got ${JSON.stringify(v)}`);
-    return v;
-  };
-  const numHeads = int("num_attention_heads");
+  const c = configReader(config, configPath);
+  const numHeads = c.int("num_attention_heads");
   return {
-    vocabSize: config.vocab_size === undefined ? undefined : int("vocab_size"),
-    hiddenSize: int("hidden_size"),
-    intermediateSize: int("intermediate_size"),
-    numLayers: int("num_hidden_layers"),
+    vocabSize: config.vocab_size === undefined ? undefined : c.int("vocab_size"),
+    hiddenSize: c.int("hidden_size"),
+    intermediateSize: c.int("intermediate_size"),
+    numLayers: c.int("num_hidden_layers"),
     numHeads,
-    numKvHeads: int("num_key_value_heads", numHeads),
+    numKvHeads: c.int("num_key_value_heads", numHeads),
     // transformers' GemmaConfig defaults (llama.cpp reads the config through AutoConfig).
-    headDim: int("head_dim", 256),
-    contextLength: int("max_position_embeddings", 8192),
-    rmsNormEps: num("rms_norm_eps", 1e-6) ?? 1e-6,
-    ropeTheta: num("rope_theta", undefined),
+    headDim: c.int("head_dim", 256),
+    contextLength: c.int("max_position_embeddings", 8192),
+    rmsNormEps: c.num("rms_norm_eps", 1e-6),
+    ropeTheta: c.num("rope_theta", undefined),
   };
 }
 
-interface PlannedTensor {
-  hfName: string;
-  ggufName: string;
-  /** PyTorch (row-major, outermost first) shape expected from config.json. */
-  hfShape: number[];
-  isNorm: boolean;
+/** HF Gemma's RMSNorm scales by (1 + w); llama.cpp's by w. Computed in float32, as HF does. */
+function onePlusNorm(values: Float32Array): Float32Array {
+  for (let i = 0; i < values.length; i++) values[i] = Math.fround(values[i] + 1);
+  return values;
 }
 
 /** The tensors a Gemma checkpoint must hold, in output order, with HF → GGUF names (gguf-py's tensor map). */
@@ -76,37 +48,25 @@ function expectedTensors(h: GemmaHparams, vocabRows: number): PlannedTensor[] {
   const q = h.numHeads * h.headDim;
   const kv = h.numKvHeads * h.headDim;
   const F = h.intermediateSize;
-  const list: PlannedTensor[] = [{ hfName: "model.embed_tokens.weight", ggufName: "token_embd.weight", hfShape: [vocabRows, H], isNorm: false }];
+  const norm = (hfName: string, ggufName: string): PlannedTensor => ({ hfName, ggufName, hfShape: [H], f32: true, transform: onePlusNorm });
+  const list: PlannedTensor[] = [{ hfName: "model.embed_tokens.weight", ggufName: "token_embd.weight", hfShape: [vocabRows, H] }];
   for (let b = 0; b < h.numLayers; b++) {
     const hf = `model.layers.${b}.`;
     const gg = `blk.${b}.`;
     list.push(
-      { hfName: `${hf}input_layernorm.weight`, ggufName: `${gg}attn_norm.weight`, hfShape: [H], isNorm: true },
-      { hfName: `${hf}self_attn.q_proj.weight`, ggufName: `${gg}attn_q.weight`, hfShape: [q, H], isNorm: false },
-      { hfName: `${hf}self_attn.k_proj.weight`, ggufName: `${gg}attn_k.weight`, hfShape: [kv, H], isNorm: false },
-      { hfName: `${hf}self_attn.v_proj.weight`, ggufName: `${gg}attn_v.weight`, hfShape: [kv, H], isNorm: false },
-      { hfName: `${hf}self_attn.o_proj.weight`, ggufName: `${gg}attn_output.weight`, hfShape: [H, q], isNorm: false },
-      { hfName: `${hf}post_attention_layernorm.weight`, ggufName: `${gg}ffn_norm.weight`, hfShape: [H], isNorm: true },
-      { hfName: `${hf}mlp.gate_proj.weight`, ggufName: `${gg}ffn_gate.weight`, hfShape: [F, H], isNorm: false },
-      { hfName: `${hf}mlp.up_proj.weight`, ggufName: `${gg}ffn_up.weight`, hfShape: [F, H], isNorm: false },
-      { hfName: `${hf}mlp.down_proj.weight`, ggufName: `${gg}ffn_down.weight`, hfShape: [H, F], isNorm: false },
+      norm(`${hf}input_layernorm.weight`, `${gg}attn_norm.weight`),
+      { hfName: `${hf}self_attn.q_proj.weight`, ggufName: `${gg}attn_q.weight`, hfShape: [q, H] },
+      { hfName: `${hf}self_attn.k_proj.weight`, ggufName: `${gg}attn_k.weight`, hfShape: [kv, H] },
+      { hfName: `${hf}self_attn.v_proj.weight`, ggufName: `${gg}attn_v.weight`, hfShape: [kv, H] },
+      { hfName: `${hf}self_attn.o_proj.weight`, ggufName: `${gg}attn_output.weight`, hfShape: [H, q] },
+      norm(`${hf}post_attention_layernorm.weight`, `${gg}ffn_norm.weight`),
+      { hfName: `${hf}mlp.gate_proj.weight`, ggufName: `${gg}ffn_gate.weight`, hfShape: [F, H] },
+      { hfName: `${hf}mlp.up_proj.weight`, ggufName: `${gg}ffn_up.weight`, hfShape: [F, H] },
+      { hfName: `${hf}mlp.down_proj.weight`, ggufName: `${gg}ffn_down.weight`, hfShape: [H, F] },
     );
   }
-  list.push({ hfName: "model.norm.weight", ggufName: "output_norm.weight", hfShape: [H], isNorm: true });
+  list.push(norm("model.norm.weight", "output_norm.weight"));
   return list;
-}
-
-/** Storage type as llama.cpp picks it: 1-D and norms F32; 2-D per outtype; q8_0 rows not a multiple of 32 fall back to F16. */
-export function ggmlTypeFor(outtype: OutType, ggufShape: readonly number[], isNorm: boolean): GgmlType {
-  if (ggufShape.length <= 1 || isNorm) return GgmlType.F32;
-  switch (outtype) {
-    case "f32":
-      return GgmlType.F32;
-    case "f16":
-      return GgmlType.F16;
-    case "q8_0":
-      return ggufShape[0] % Q8_0_BLOCK === 0 ? GgmlType.Q8_0 : GgmlType.F16;
-  }
 }
 
 const COMPARE_CHUNK_ELEMENTS = 1 << 22;
@@ -146,37 +106,12 @@ export async function convertGemma(dir: string, config: JsonObject, opts: Conver
   const warnings = [...vocab.warnings];
   const vocabRows = vocab.tokens.length;
 
-  let ck: SafetensorsCheckpoint;
-  try {
-    ck = await SafetensorsCheckpoint.open(dir);
-  } catch (err) {
-    if (err instanceof SafetensorsError) throw new ConvertError(err.message, { cause: err });
-    throw err;
-  }
+  const ck = await openCheckpoint(dir);
   try {
     const plan = expectedTensors(h, vocabRows);
-    const expected = new Map(plan.map((p) => [p.hfName, p]));
-    let lmHead: ConvertResult["lmHead"] = "absent";
-    for (const name of ck.names()) {
-      if (expected.has(name) || IGNORED_SUFFIXES.some((s) => name.endsWith(s))) continue;
-      if (name === "lm_head.weight") {
-        lmHead = "tied";
-        continue;
-      }
-      throw new ConvertError(`cannot map tensor ${JSON.stringify(name)} (in ${ck.info(name).file}) to a GGUF gemma tensor`);
-    }
-    for (const p of plan) {
-      if (!ck.has(p.hfName)) throw new ConvertError(`checkpoint ${dir} lacks tensor ${JSON.stringify(p.hfName)}`);
-      const info = ck.info(p.hfName);
-      if (info.shape.length !== p.hfShape.length || info.shape.some((d, i) => d !== p.hfShape[i])) {
-        throw new ConvertError(
-          `tensor ${JSON.stringify(p.hfName)} in ${info.file} has shape [${info.shape.join(", ")}], but config.json implies [${p.hfShape.join(", ")}]`,
-        );
-      }
-      if (!["F32", "F16", "BF16", "F64"].includes(info.dtype)) {
-        throw new ConvertError(`tensor ${JSON.stringify(p.hfName)} in ${info.file} has dtype ${info.dtype}; expected F32, F16 or BF16`);
-      }
-    }
+    // lm_head.weight passes the plan check here; it must then equal the embeddings (below).
+    checkPlan(ck, dir, plan, (n) => n === "lm_head.weight" || IGNORED_SUFFIXES.some((s) => n.endsWith(s)), "gemma");
+    const lmHead: ConvertResult["lmHead"] = ck.has("lm_head.weight") ? "tied" : "absent";
     if (lmHead === "tied") {
       const emb = ck.info("model.embed_tokens.weight");
       const head = ck.info("lm_head.weight");
@@ -188,39 +123,8 @@ export async function convertGemma(dir: string, config: JsonObject, opts: Conver
       }
     }
 
-    const tensorTypes: Record<string, GgmlType> = {};
-    const tensors: GgufTensorSource[] = plan.map((p) => {
-      const shape = [...p.hfShape].reverse();
-      const type = ggmlTypeFor(opts.outtype, shape, p.isNorm);
-      if (opts.outtype === "q8_0" && type === GgmlType.F16) {
-        warnings.push(`${p.ggufName}: row length ${shape[0]} is not a multiple of ${Q8_0_BLOCK}, stored as F16 instead of Q8_0`);
-      }
-      tensorTypes[p.ggufName] = type;
-      return {
-        name: p.ggufName,
-        shape,
-        type,
-        load: async () => {
-          let values: Float32Array;
-          try {
-            values = await ck.readFloat32(p.hfName);
-          } catch (err) {
-            if (err instanceof SafetensorsError) throw new ConvertError(err.message, { cause: err });
-            throw err;
-          }
-          // HF Gemma's RMSNorm scales by (1 + w); llama.cpp's by w. Computed in float32, as HF does.
-          if (p.isNorm) for (let i = 0; i < values.length; i++) values[i] = Math.fround(values[i] + 1);
-          return values;
-        },
-      };
-    });
-
     const metadata: GgufMetadata = {
-      "general.architecture": str("gemma"),
-      "general.type": str("model"),
-      "general.name": str(opts.name ?? basename(resolve(dir))),
-      "general.quantization_version": u32(GGML_QUANT_VERSION),
-      "general.file_type": u32(FILE_TYPE[opts.outtype]),
+      ...generalMetadata("gemma", opts.name ?? basename(resolve(dir)), opts.outtype),
       "gemma.context_length": u32(h.contextLength),
       "gemma.embedding_length": u32(h.hiddenSize),
       "gemma.block_count": u32(h.numLayers),
@@ -234,22 +138,13 @@ export async function convertGemma(dir: string, config: JsonObject, opts: Conver
       ...gemmaTokenizerMetadata(vocab),
     };
 
-    await mkdir(dirname(resolve(opts.out)), { recursive: true });
-    let done = 0;
-    await writeGguf(opts.out, {
-      metadata,
-      tensors,
-      onProgress: (n, total) => {
-        done = n;
-        opts.onProgress?.({ done: n, total, tensor: tensors[n - 1]?.name });
-      },
-    });
+    const written = await writePlanned(ck, plan, metadata, opts, warnings);
     return {
       out: opts.out,
       architecture: "gemma",
       outtype: opts.outtype,
-      tensorCount: done,
-      tensorTypes,
+      tensorCount: written.tensorCount,
+      tensorTypes: written.tensorTypes,
       lmHead,
       vocabSize: vocabRows,
       warnings,

@@ -1,6 +1,6 @@
 export { convertCheckpoint, SUPPORTED_ARCHITECTURES } from "./convert.js";
 export { ConvertError } from "./errors.js";
-export { ggmlTypeFor } from "./gemma.js";
+export { ggmlTypeFor } from "./tensor-plan.js";
 export {
   CONVERTER_VERSION,
   checkpointContentHash,

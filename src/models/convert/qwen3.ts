@@ -14,11 +14,10 @@ import { basename, join, resolve } from "node:path";
 import { arr, bool, f32, str, u32, type GgufMetadata } from "../gguf/types.js";
 import { readBpeTokenizerJson, TokenizerJsonError, type BpeTokenizerJson } from "../tokenizer-json/index.js";
 import { ConvertError } from "./errors.js";
-import { isJsonObject, readJsonObject, type Json, type JsonObject } from "./hf-files.js";
-import { checkPlan, configReader, FILE_TYPE, GGML_QUANT_VERSION, openCheckpoint, writePlanned, type PlannedTensor } from "./tensor-plan.js";
+import { readJsonObject, type JsonObject } from "./hf-files.js";
+import { checkPlan, configReader, generalMetadata, openCheckpoint, writePlanned, type DecoderHparams, type PlannedTensor } from "./tensor-plan.js";
 import type { ConvertOptions, ConvertResult } from "./types.js";
-
-const TOKEN_TYPE = { NORMAL: 1, CONTROL: 3, USER_DEFINED: 4, UNUSED: 5 } as const;
+import { looksSpecial, SPECIAL_KEYS, tokenContent, TokenType } from "./vocab.js";
 
 /** llama.cpp's Qwen3Model writes this template for rerankers (tokenizer.chat_template.rerank). */
 export const QWEN3_RERANK_TEMPLATE =
@@ -26,16 +25,8 @@ export const QWEN3_RERANK_TEMPLATE =
   "<|im_start|>user\n<Instruct>: Given a web search query, retrieve relevant passages that answer the query\n<Query>: {query}\n<Document>: {document}<|im_end|>\n" +
   "<|im_start|>assistant\n<think>\n\n</think>\n\n";
 
-interface Qwen3Hparams {
+interface Qwen3Hparams extends DecoderHparams {
   vocabSize: number;
-  hiddenSize: number;
-  intermediateSize: number;
-  numLayers: number;
-  numHeads: number;
-  numKvHeads: number;
-  headDim: number;
-  contextLength: number;
-  rmsNormEps: number;
   ropeTheta: number;
   tied: boolean;
 }
@@ -123,11 +114,7 @@ export async function convertQwen3(dir: string, config: JsonObject, opts: Conver
     const plan = expectedTensors(h, !h.tied);
     checkPlan(ck, dir, plan, (n) => n.endsWith(".rotary_emb.inv_freq") || (h.tied && n === "lm_head.weight"), "qwen3");
     const metadata: GgufMetadata = {
-      "general.architecture": str("qwen3"),
-      "general.type": str("model"),
-      "general.name": str(name),
-      "general.quantization_version": u32(GGML_QUANT_VERSION),
-      "general.file_type": u32(FILE_TYPE[opts.outtype]),
+      ...generalMetadata("qwen3", name, opts.outtype),
       "qwen3.context_length": u32(h.contextLength),
       "qwen3.embedding_length": u32(h.hiddenSize),
       "qwen3.block_count": u32(h.numLayers),
@@ -157,29 +144,6 @@ export async function convertQwen3(dir: string, config: JsonObject, opts: Conver
   }
 }
 
-/** Added tokens llama.cpp treats as control tokens even when not marked special (does_token_look_special). */
-function looksSpecial(token: string): boolean {
-  return (
-    ["<pad>", "<mask>", "<2mass>", "[@BOS@]"].includes(token) ||
-    (token.startsWith("<|") && token.endsWith("|>")) ||
-    (token.startsWith("<｜") && token.endsWith("｜>")) ||
-    (token.startsWith("<unused") && token.endsWith(">"))
-  );
-}
-
-const SPECIAL_KEYS: Readonly<Record<string, string>> = {
-  bos: "tokenizer.ggml.bos_token_id",
-  eos: "tokenizer.ggml.eos_token_id",
-  unk: "tokenizer.ggml.unknown_token_id",
-  sep: "tokenizer.ggml.seperator_token_id",
-  pad: "tokenizer.ggml.padding_token_id",
-  cls: "tokenizer.ggml.cls_token_id",
-  mask: "tokenizer.ggml.mask_token_id",
-};
-
-const tokenContent = (entry: Json | undefined): string | undefined =>
-  typeof entry === "string" ? entry : isJsonObject(entry) && typeof entry.content === "string" ? entry.content : undefined;
-
 /** get_vocab_base + _set_vocab_gpt2 + SpecialVocab(load_merges=True), as GGUF tokenizer keys. */
 async function qwen3Vocabulary(dir: string, config: JsonObject, vocabSize: number, warnings: string[]): Promise<GgufMetadata> {
   let bpe: BpeTokenizerJson;
@@ -196,8 +160,8 @@ async function qwen3Vocabulary(dir: string, config: JsonObject, vocabSize: numbe
   if (unexpectedNormalizers.length > 0) warnings.push(`tokenizer.json normalizers ${unexpectedNormalizers.join(", ")} are not applied by llama.cpp`);
 
   const byId = new Map<number, { token: string; type: number }>();
-  for (const [token, id] of bpe.vocab) byId.set(id, { token, type: TOKEN_TYPE.NORMAL });
-  for (const a of bpe.added) byId.set(a.id, { token: a.content, type: a.special || looksSpecial(a.content) ? TOKEN_TYPE.CONTROL : TOKEN_TYPE.USER_DEFINED });
+  for (const [token, id] of bpe.vocab) byId.set(id, { token, type: TokenType.NORMAL });
+  for (const a of bpe.added) byId.set(a.id, { token: a.content, type: a.special || looksSpecial(a.content) ? TokenType.CONTROL : TokenType.USER_DEFINED });
   const highest = Math.max(...byId.keys());
   if (highest >= vocabSize) throw new ConvertError(`tokenizer.json has token id ${highest}, beyond vocab_size ${vocabSize}`);
   const tokens: string[] = [];
@@ -205,7 +169,7 @@ async function qwen3Vocabulary(dir: string, config: JsonObject, vocabSize: numbe
   for (let i = 0; i < vocabSize; i++) {
     const t = byId.get(i);
     tokens.push(t?.token ?? `[PAD${i}]`);
-    types.push(t?.type ?? TOKEN_TYPE.UNUSED);
+    types.push(t?.type ?? TokenType.UNUSED);
   }
   const md: GgufMetadata = {
     "tokenizer.ggml.model": str("gpt2"),

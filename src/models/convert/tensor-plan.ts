@@ -1,5 +1,5 @@
 /**
- * The tensor half of a conversion, shared by the XLM-RoBERTa and Qwen3 converters: every
+ * The tensor half of a conversion, shared by the Gemma, XLM-RoBERTa and Qwen3 converters: every
  * checkpoint tensor is either mapped to a GGUF tensor or explicitly ignored (anything else is an
  * error, so a checkpoint of a different shape never converts silently), shapes are checked
  * against config.json before anything is written, and tensors are streamed one at a time.
@@ -7,15 +7,51 @@
 import { mkdir } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { SafetensorsCheckpoint, SafetensorsError } from "../safetensors/index.js";
-import { GgmlType, type GgufMetadata } from "../gguf/types.js";
+import { GgmlType, str, u32, type GgufMetadata } from "../gguf/types.js";
 import { writeGguf, type GgufTensorSource } from "../gguf/writer.js";
 import { ConvertError } from "./errors.js";
-import { ggmlTypeFor } from "./gemma.js";
 import type { ConvertOptions, OutType } from "./types.js";
 
 /** llama.cpp's LLAMA_FTYPE values for general.file_type. */
-export const FILE_TYPE: Readonly<Record<OutType, number>> = { f32: 0, f16: 1, q8_0: 7 };
-export const GGML_QUANT_VERSION = 2;
+const FILE_TYPE: Readonly<Record<OutType, number>> = { f32: 0, f16: 1, q8_0: 7 };
+const GGML_QUANT_VERSION = 2;
+const Q8_0_BLOCK = 32;
+
+/** Storage type as llama.cpp picks it: 1-D and norms F32; 2-D per outtype; q8_0 rows not a multiple of 32 fall back to F16. */
+export function ggmlTypeFor(outtype: OutType, ggufShape: readonly number[], isNorm: boolean): GgmlType {
+  if (ggufShape.length <= 1 || isNorm) return GgmlType.F32;
+  switch (outtype) {
+    case "f32":
+      return GgmlType.F32;
+    case "f16":
+      return GgmlType.F16;
+    case "q8_0":
+      return ggufShape[0] % Q8_0_BLOCK === 0 ? GgmlType.Q8_0 : GgmlType.F16;
+  }
+}
+
+/** The hyperparameters every Llama-style decoder converter (Gemma, Qwen3) reads from config.json. */
+export interface DecoderHparams {
+  hiddenSize: number;
+  intermediateSize: number;
+  numLayers: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  contextLength: number;
+  rmsNormEps: number;
+}
+
+/** The general.* keys every converted GGUF starts with, in gguf-py's order. */
+export function generalMetadata(architecture: string, name: string, outtype: OutType): GgufMetadata {
+  return {
+    "general.architecture": str(architecture),
+    "general.type": str("model"),
+    "general.name": str(name),
+    "general.quantization_version": u32(GGML_QUANT_VERSION),
+    "general.file_type": u32(FILE_TYPE[outtype]),
+  };
+}
 
 export interface PlannedTensor {
   /** The checkpoint's name (after any prefix was resolved). */
@@ -27,7 +63,7 @@ export interface PlannedTensor {
   f32?: boolean;
   /** Read only these leading-dimension rows [first, first + count) (position embeddings' offset). */
   rows?: { first: number; count: number };
-  /** A transform of the values (after the rows are cut), e.g. picking LM head rows. */
+  /** A transform of the values (after the rows are cut), e.g. Gemma's 1 + w norms. */
   transform?: (values: Float32Array) => Float32Array;
   /** The GGUF tensor's PyTorch-order shape when it differs from hfShape (after rows/transform). */
   outShape?: number[];
@@ -79,7 +115,7 @@ export async function writePlanned(
     const shape = [...(p.outShape ?? p.hfShape)].reverse();
     const type = p.f32 ? GgmlType.F32 : ggmlTypeFor(opts.outtype, shape, p.ggufName.endsWith("_norm.weight"));
     if (opts.outtype === "q8_0" && type === GgmlType.F16) {
-      warnings.push(`${p.ggufName}: row length ${shape[0]} is not a multiple of 32, stored as F16 instead of Q8_0`);
+      warnings.push(`${p.ggufName}: row length ${shape[0]} is not a multiple of ${Q8_0_BLOCK}, stored as F16 instead of Q8_0`);
     }
     tensorTypes[p.ggufName] = type;
     return {
@@ -126,7 +162,8 @@ export function configReader(config: Record<string, unknown>, configPath: string
       }
       return v;
     },
-    num(key: string, fallback: number): number {
+    /** `fallback` may be undefined, for a key whose absence the converter handles itself. */
+    num<F extends number | undefined>(key: string, fallback: F): number | F {
       const v = config[key];
       if (v === undefined || v === null) return fallback;
       if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) throw new ConvertError(`${configPath}: "${key}" must be a positive number, got ${JSON.stringify(v)}`);

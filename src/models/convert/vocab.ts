@@ -5,7 +5,7 @@
  * `SpecialVocab`).
  */
 import { join } from "node:path";
-import { PieceType, readSentencePieceModel, SentencePieceModelError, type SentencePieceModel } from "../sentencepiece/index.js";
+import { PieceType, readSentencePieceModel, SentencePieceModelError, type PieceTypeValue, type SentencePieceModel } from "../sentencepiece/index.js";
 import { arr, bool, str, u32, type GgufMetadata } from "../gguf/types.js";
 import { ConvertError } from "./errors.js";
 import { isJsonObject, readJsonObject, type Json, type JsonObject } from "./hf-files.js";
@@ -26,13 +26,27 @@ export interface ConvertedVocab {
 }
 
 /** Added tokens that llama.cpp treats as control tokens even when not marked special (does_token_look_special). */
-function looksSpecial(token: string): boolean {
+export function looksSpecial(token: string): boolean {
   return (
     ["<pad>", "<mask>", "<2mass>", "[@BOS@]"].includes(token) ||
     (token.startsWith("<|") && token.endsWith("|>")) ||
     (token.startsWith("<｜") && token.endsWith("｜>")) ||
     (token.startsWith("<unused") && token.endsWith(">"))
   );
+}
+
+/**
+ * As llama.cpp: unknown / control / unused / byte pieces keep their type; NORMAL and
+ * USER_DEFINED pieces become NORMAL.
+ */
+export function tokenTypeOfPiece(type: PieceTypeValue): number {
+  switch (type) {
+    case PieceType.UNKNOWN: return TokenType.UNKNOWN;
+    case PieceType.CONTROL: return TokenType.CONTROL;
+    case PieceType.UNUSED: return TokenType.UNUSED;
+    case PieceType.BYTE: return TokenType.BYTE;
+    default: return TokenType.NORMAL;
+  }
 }
 
 const DEFAULT_SPECIAL_TYPES = ["bos", "eos", "unk", "sep", "pad", "cls", "mask"] as const;
@@ -51,7 +65,7 @@ const GEMMA_EXTRA_SPECIALS: ReadonlyArray<{ key: string; id: number; text: strin
 ];
 
 /** GGUF key for each special token type (the spellings llama.cpp reads). */
-const SPECIAL_KEYS: Readonly<Record<string, string>> = {
+export const SPECIAL_KEYS: Readonly<Record<string, string>> = {
   bos: "tokenizer.ggml.bos_token_id",
   eos: "tokenizer.ggml.eos_token_id",
   unk: "tokenizer.ggml.unknown_token_id",
@@ -61,10 +75,24 @@ const SPECIAL_KEYS: Readonly<Record<string, string>> = {
   mask: "tokenizer.ggml.mask_token_id",
 };
 
-function tokenContent(entry: Json | undefined): string | undefined {
+/** A special token named in tokenizer_config.json / special_tokens_map.json: a bare string or an AddedToken object. */
+export function tokenContent(entry: Json | undefined): string | undefined {
   if (typeof entry === "string") return entry;
   if (isJsonObject(entry) && typeof entry.content === "string") return entry.content;
   return undefined;
+}
+
+/** Reads the checkpoint's SentencePiece model `file`; a missing one is named with the family that carries it. */
+export async function readCheckpointSentencePiece(dir: string, file: string, family: string): Promise<SentencePieceModel> {
+  const path = join(dir, file);
+  try {
+    return await readSentencePieceModel(path);
+  } catch (err) {
+    if (err instanceof SentencePieceModelError && /ENOENT/.test(err.message)) {
+      throw new ConvertError(`missing ${file} in ${dir}: ${family} checkpoints carry their SentencePiece vocabulary there`, { cause: err });
+    }
+    throw new ConvertError(`cannot use ${path}: ${(err as Error).message}`, { cause: err });
+  }
 }
 
 /**
@@ -73,16 +101,7 @@ function tokenContent(entry: Json | undefined): string | undefined {
  * ids are padded with `[PAD<i>]` tokens of type UNUSED, as llama.cpp does.
  */
 export async function convertSentencePieceVocab(dir: string, config: JsonObject, vocabSizeHint: number | undefined): Promise<ConvertedVocab> {
-  const modelPath = join(dir, "tokenizer.model");
-  let spm: SentencePieceModel;
-  try {
-    spm = await readSentencePieceModel(modelPath);
-  } catch (err) {
-    if (err instanceof SentencePieceModelError && /ENOENT/.test(err.message)) {
-      throw new ConvertError(`missing tokenizer.model in ${dir}: Gemma checkpoints carry their SentencePiece vocabulary there`, { cause: err });
-    }
-    throw new ConvertError(`cannot use ${modelPath}: ${(err as Error).message}`, { cause: err });
-  }
+  const spm = await readCheckpointSentencePiece(dir, "tokenizer.model", "Gemma");
   const warnings: string[] = [];
   const vocabSize = vocabSizeHint ?? spm.pieces.length;
 
@@ -97,16 +116,8 @@ export async function convertSentencePieceVocab(dir: string, config: JsonObject,
     const p = spm.pieces[id];
     tokens[id] = p.piece;
     scores[id] = p.score;
-    // As llama.cpp: unknown / control / unused / byte keep their type; NORMAL and
-    // USER_DEFINED pieces become NORMAL (user-defined ones are re-typed below
-    // when tokenizer_config.json lists them as added tokens).
-    switch (p.type) {
-      case PieceType.UNKNOWN: types[id] = TokenType.UNKNOWN; break;
-      case PieceType.CONTROL: types[id] = TokenType.CONTROL; break;
-      case PieceType.UNUSED: types[id] = TokenType.UNUSED; break;
-      case PieceType.BYTE: types[id] = TokenType.BYTE; break;
-      default: types[id] = TokenType.NORMAL;
-    }
+    // User-defined pieces are re-typed below when tokenizer_config.json lists them as added tokens.
+    types[id] = tokenTypeOfPiece(p.type);
   }
 
   const addedTokens = await readJsonObject(dir, "added_tokens.json");

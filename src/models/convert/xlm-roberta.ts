@@ -12,25 +12,14 @@
  *  - norms, biases, position and token-type embeddings F32; the other matrices per outtype.
  */
 import { basename, join, resolve } from "node:path";
-import { PieceType, readSentencePieceModel, SentencePieceModelError, type SentencePieceModel } from "../sentencepiece/index.js";
+import type { SentencePieceModel } from "../sentencepiece/index.js";
 import { arr, bool, f32, str, u32, type GgufMetadata } from "../gguf/types.js";
 import { ConvertError } from "./errors.js";
-import { isJsonObject, readJsonObject, type Json, type JsonObject } from "./hf-files.js";
-import { checkPlan, configReader, FILE_TYPE, GGML_QUANT_VERSION, openCheckpoint, writePlanned, type PlannedTensor } from "./tensor-plan.js";
+import { isJsonObject, readJsonObject, type JsonObject } from "./hf-files.js";
+import { checkPlan, configReader, generalMetadata, openCheckpoint, writePlanned, type PlannedTensor } from "./tensor-plan.js";
 import type { ConvertOptions, ConvertResult } from "./types.js";
+import { readCheckpointSentencePiece, SPECIAL_KEYS, tokenContent, TokenType, tokenTypeOfPiece } from "./vocab.js";
 
-/** llama_token_type values. */
-const TOKEN_TYPE = { NORMAL: 1, UNKNOWN: 2, CONTROL: 3, USER_DEFINED: 4, UNUSED: 5, BYTE: 6 } as const;
-
-const SPECIAL_KEYS: Readonly<Record<string, string>> = {
-  bos: "tokenizer.ggml.bos_token_id",
-  eos: "tokenizer.ggml.eos_token_id",
-  unk: "tokenizer.ggml.unknown_token_id",
-  sep: "tokenizer.ggml.seperator_token_id",
-  pad: "tokenizer.ggml.padding_token_id",
-  cls: "tokenizer.ggml.cls_token_id",
-  mask: "tokenizer.ggml.mask_token_id",
-};
 /** XLM-R's fixed ids (fairseq's), used when the tokenizer files name none. */
 const XLMR_DEFAULT_SPECIALS: Readonly<Record<string, number>> = { bos: 0, pad: 1, eos: 2, unk: 3, sep: 2, cls: 0 };
 
@@ -148,11 +137,7 @@ export async function convertXlmRoberta(dir: string, config: JsonObject, opts: C
     const plan = expectedTensors(h, prefix);
     checkPlan(ck, dir, plan, ignored, "bert");
     const metadata: GgufMetadata = {
-      "general.architecture": str("bert"),
-      "general.type": str("model"),
-      "general.name": str(opts.name ?? basename(resolve(dir))),
-      "general.quantization_version": u32(GGML_QUANT_VERSION),
-      "general.file_type": u32(FILE_TYPE[opts.outtype]),
+      ...generalMetadata("bert", opts.name ?? basename(resolve(dir)), opts.outtype),
       "bert.context_length": u32(h.maxPositions - h.positionOffset),
       "bert.embedding_length": u32(h.hiddenSize),
       "bert.feed_forward_length": u32(h.intermediateSize),
@@ -182,15 +167,7 @@ export async function convertXlmRoberta(dir: string, config: JsonObject, opts: C
 
 async function readXlmrSentencePiece(dir: string): Promise<SentencePieceModel> {
   const path = join(dir, "sentencepiece.bpe.model");
-  let spm: SentencePieceModel;
-  try {
-    spm = await readSentencePieceModel(path);
-  } catch (err) {
-    if (err instanceof SentencePieceModelError && /ENOENT/.test(err.message)) {
-      throw new ConvertError(`missing sentencepiece.bpe.model in ${dir}: XLM-RoBERTa checkpoints carry their SentencePiece vocabulary there`, { cause: err });
-    }
-    throw new ConvertError(`cannot use ${path}: ${(err as Error).message}`, { cause: err });
-  }
+  const spm = await readCheckpointSentencePiece(dir, "sentencepiece.bpe.model", "XLM-RoBERTa");
   if (spm.trainerSpec.modelType !== 1) {
     throw new ConvertError(`${path} is not a SentencePiece unigram model (model_type ${spm.trainerSpec.modelType}); XLM-RoBERTa's is`);
   }
@@ -203,21 +180,16 @@ async function xlmrVocabulary(dir: string, spm: SentencePieceModel, configVocab:
   if (vocabSize !== configVocab) throw new ConvertError(`sentencepiece.bpe.model has ${spm.pieces.length} pieces, more than vocab_size ${configVocab}`);
   let tokens: string[] = Array.from({ length: vocabSize }, (_, i) => `[PAD${i}]`);
   let scores: number[] = new Array<number>(vocabSize).fill(-10000);
-  let types: number[] = new Array<number>(vocabSize).fill(TOKEN_TYPE.UNUSED);
+  let types: number[] = new Array<number>(vocabSize).fill(TokenType.UNUSED);
   spm.pieces.forEach((p, id) => {
     tokens[id] = p.piece;
     scores[id] = p.score;
-    types[id] =
-      p.type === PieceType.UNKNOWN ? TOKEN_TYPE.UNKNOWN
-      : p.type === PieceType.CONTROL ? TOKEN_TYPE.CONTROL
-      : p.type === PieceType.UNUSED ? TOKEN_TYPE.UNUSED
-      : p.type === PieceType.BYTE ? TOKEN_TYPE.BYTE
-      : TOKEN_TYPE.NORMAL;
+    types[id] = tokenTypeOfPiece(p.type);
   });
   // "realign tokens (see HF tokenizer code)": fairseq's <s> <pad> </s> <unk>, then the pieces from spm id 3.
   tokens = ["<s>", "<pad>", "</s>", "<unk>", ...tokens.slice(3, -1)];
   scores = [0, 0, 0, 0, ...scores.slice(3, -1)];
-  types = [TOKEN_TYPE.CONTROL, TOKEN_TYPE.CONTROL, TOKEN_TYPE.CONTROL, TOKEN_TYPE.UNKNOWN, ...types.slice(3, -1)];
+  types = [TokenType.CONTROL, TokenType.CONTROL, TokenType.CONTROL, TokenType.UNKNOWN, ...types.slice(3, -1)];
 
   const md: GgufMetadata = {
     "tokenizer.ggml.model": str("t5"),
@@ -241,9 +213,6 @@ async function xlmrVocabulary(dir: string, spm: SentencePieceModel, configVocab:
   if (roberta) for (const type of ["bos", "eos", "sep"] as const) md[`tokenizer.ggml.add_${type}_token`] = bool(true);
   return md;
 }
-
-const tokenContent = (entry: Json | undefined): string | undefined =>
-  typeof entry === "string" ? entry : isJsonObject(entry) && typeof entry.content === "string" ? entry.content : undefined;
 
 /** Special token ids: named in tokenizer_config.json / special_tokens_map.json, found in tokenizer.json's added tokens; else XLM-R's fixed ids. */
 async function specialIds(dir: string, vocabSize: number, spmPieces: number, warnings: string[]): Promise<Record<string, number>> {
