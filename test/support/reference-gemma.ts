@@ -12,18 +12,9 @@
 //
 // Everything is float64 and naive loops: fixtures are tiny and clarity is the point.
 
-import { add, applyRope, attention, linear, rmsNorm, ropeTables } from "./reference-math.js";
+import { add, applyRope, attention, linear, rmsNorm, ropeTables, type DecoderConfig } from "./reference-math.js";
 
-export interface GemmaConfig {
-  vocabSize: number;
-  hiddenSize: number;
-  numLayers: number;
-  numHeads: number;
-  numKvHeads: number;
-  headDim: number;
-  intermediateSize: number;
-  rmsNormEps: number;
-  ropeTheta: number;
+export interface GemmaConfig extends DecoderConfig {
   contextLength: number;
 }
 

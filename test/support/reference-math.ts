@@ -2,6 +2,19 @@
 // reference-xlmr.ts) share: one copy, so a fix to the ground truth reaches every family.
 // Naive loops on purpose: fixtures are tiny and clarity is the point.
 
+/** The shape both decoder references (Gemma, Qwen3) are built from: GQA attention, RoPE, RMSNorm, gated FFN. */
+export interface DecoderConfig {
+  vocabSize: number;
+  hiddenSize: number;
+  numLayers: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  intermediateSize: number;
+  rmsNormEps: number;
+  ropeTheta: number;
+}
+
 /** x / sqrt(mean(x²) + eps) * w (Gemma's norm weights are offsets from 1: it passes 1 + w). */
 export function rmsNorm(x: Float64Array, weight: ArrayLike<number>, eps: number): Float64Array {
   let sumSquares = 0;

@@ -10,7 +10,7 @@
 //       final = RMSNorm(x_last)·w_f;  logit(t) = final · lm_head[t]
 //  3. The model card's pair construction (format_instruction / process_inputs / compute_logits).
 
-import { add, applyRope, attention, linear, rmsNorm, ropeTables } from "./reference-math.js";
+import { add, applyRope, attention, linear, rmsNorm, ropeTables, type DecoderConfig } from "./reference-math.js";
 
 // ---------------------------------------------------------------------------
 // 1. Byte-level BPE.
@@ -129,16 +129,7 @@ export class ReferenceBpeTokenizer {
 // ---------------------------------------------------------------------------
 // 2. Qwen3 forward.
 
-export interface Qwen3Config {
-  vocabSize: number;
-  hiddenSize: number;
-  numLayers: number;
-  numHeads: number;
-  numKvHeads: number;
-  headDim: number;
-  intermediateSize: number;
-  rmsNormEps: number;
-  ropeTheta: number;
+export interface Qwen3Config extends DecoderConfig {
   maxPositionEmbeddings: number;
   tieWordEmbeddings: boolean;
 }
