@@ -12,7 +12,7 @@ import { CohereClient, CohereClientV2, CohereError } from "cohere-ai";
 import { CohereRerank } from "@langchain/cohere";
 import { Document } from "@langchain/core/documents";
 import { buildTinyGemma } from "../support/tiny-gemma.js";
-import { postJson, startCliServer, type CliServer } from "../support/cli-server.js";
+import { postJson, rerankScores, startCliServer, type CliServer } from "../support/cli-server.js";
 import { loopbackFetch, quietSdkEnvironment, type LoopbackFetch } from "./loopback.js";
 
 /** The CohereClient class of the cohere-ai that @langchain/cohere resolves (its own 7.x). */
@@ -45,9 +45,7 @@ before(async () => {
   globalThis.fetch = net.fetch;
   const model = await buildTinyGemma();
   server = await startCliServer([model.path, "--served-model-name", MODEL, "--api-key", KEY]);
-  const { status, json } = await postJson(`${server.url}/v1/rerank`, { model: MODEL, query, documents }, { authorization: `Bearer ${KEY}` });
-  assert.equal(status, 200, JSON.stringify(json));
-  reference = new Map((json as { results: Array<{ index: number; relevance_score: number }> }).results.map((r) => [r.index, r.relevance_score]));
+  reference = await rerankScores(server.url, { model: MODEL, query, documents }, { authorization: `Bearer ${KEY}` });
 });
 after(async () => {
   await server?.stop();

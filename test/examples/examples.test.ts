@@ -10,7 +10,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
 import { buildTinyGemma } from "../support/tiny-gemma.js";
-import { postJson, startCliServer, type CliServer } from "../support/cli-server.js";
+import { rerankScores, startCliServer, type CliServer } from "../support/cli-server.js";
 
 const repo = fileURLToPath(new URL("../..", import.meta.url));
 const examples = path.join(repo, "examples");
@@ -32,9 +32,7 @@ let reference: Map<number, number>;
 before(async () => {
   const model = await buildTinyGemma();
   server = await startCliServer([model.path, "--served-model-name", MODEL, "--api-key", KEY]);
-  const { status, json } = await postJson(`${server.url}/v1/rerank`, { model: MODEL, query, documents }, { authorization: `Bearer ${KEY}` });
-  assert.equal(status, 200, JSON.stringify(json));
-  reference = new Map((json as { results: Array<{ index: number; relevance_score: number }> }).results.map((r) => [r.index, r.relevance_score]));
+  reference = await rerankScores(server.url, { model: MODEL, query, documents }, { authorization: `Bearer ${KEY}` });
 });
 after(async () => {
   await server?.stop();

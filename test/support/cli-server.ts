@@ -2,6 +2,7 @@
  * Starts the real CLI (`src/cli/main.ts serve ...`) as a child process on a free port and waits
  * until the model is ready: what a user runs, not an in-process shortcut.
  */
+import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
@@ -75,4 +76,18 @@ export async function postJson(
     json = text;
   }
   return { status: response.status, json, headers: response.headers };
+}
+
+/**
+ * The server's own answer to one /v1/rerank request, as document index → relevance_score: what
+ * the client, example and load tests compare every later answer with.
+ */
+export async function rerankScores(
+  baseUrl: string,
+  body: { query: string; documents: string[]; model?: string },
+  headers: Record<string, string> = {},
+): Promise<Map<number, number>> {
+  const { status, json } = await postJson(`${baseUrl}/v1/rerank`, body, headers);
+  assert.equal(status, 200, JSON.stringify(json));
+  return new Map((json as { results: Array<{ index: number; relevance_score: number }> }).results.map((r) => [r.index, r.relevance_score]));
 }
