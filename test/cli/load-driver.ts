@@ -6,6 +6,7 @@
  */
 import { readFileSync } from "node:fs";
 import { Pool } from "undici";
+import { postJson, rerankScores } from "../support/cli-server.js";
 
 export interface LoadOptions {
   /** Base URL of the server, http://127.0.0.1:PORT. */
@@ -110,4 +111,51 @@ export function metric(text: string, name: string): number {
   const escaped = name.replace(/[{}"()\\[\]]/g, (c) => `\\${c}`);
   const match = new RegExp(`^${escaped} ([0-9.e+-]+)$`, "m").exec(text);
   return match ? Number(match[1]) : NaN;
+}
+
+// ---------------------------------------------------------------------------
+// The rerank load of load.test.ts and soak.ts: the same requests, so their figures compare.
+
+export const LOAD_DOCUMENTS = ["The capital of China is Beijing.", "Gravity is a force that attracts two bodies.", "Paris is the capital of France."];
+export const LOAD_QUERIES = Array.from({ length: 20 }, (_, i) => `What is fact number ${i}?`);
+
+type RerankAnswer = { results: Array<{ index: number; relevance_score: number }> };
+
+/**
+ * Steady load on /v1/rerank at concurrency 64, request i asking query i mod 20 as one of 5 users:
+ * right when it ranks all 3 documents with the scores the server gave that query before the load
+ * (within 1e-4). `total` is per run.
+ */
+export async function steadyRerankLoad(url: string, deadlineMs: number): Promise<Omit<LoadOptions, "total">> {
+  const expected: Array<Map<number, number>> = [];
+  for (const query of LOAD_QUERIES) expected.push(await rerankScores(url, { query, documents: LOAD_DOCUMENTS }));
+  return {
+    url,
+    path: "/v1/rerank",
+    body: (i) => ({ query: LOAD_QUERIES[i % LOAD_QUERIES.length], documents: LOAD_DOCUMENTS, user: `user-${i % 5}` }),
+    concurrency: 64,
+    deadlineMs,
+    check: (i, body) => {
+      const results = (body as RerankAnswer).results;
+      const want = expected[i % LOAD_QUERIES.length];
+      return results.length === 3 && results.every((r) => Math.abs(r.relevance_score - (want.get(r.index) as number)) < 1e-4);
+    },
+  };
+}
+
+/** The tokens one request of the load costs, from the server's own usage count. */
+export async function rerankRequestTokens(url: string): Promise<number> {
+  const one = await postJson(`${url}/v1/rerank`, { query: LOAD_QUERIES[0], documents: LOAD_DOCUMENTS });
+  return (one.json as { usage: { prompt_tokens: number } }).usage.prompt_tokens;
+}
+
+/** Overload: the same requests, each counted right when it ranks all 3 documents (429s are expected). */
+export function overloadRerankLoad(url: string, options: { total: number; concurrency: number; deadlineMs: number }): LoadOptions {
+  return {
+    url,
+    path: "/v1/rerank",
+    body: (i) => ({ query: LOAD_QUERIES[i % LOAD_QUERIES.length], documents: LOAD_DOCUMENTS }),
+    ...options,
+    check: (_i, body) => (body as RerankAnswer).results.length === 3,
+  };
 }

@@ -10,11 +10,9 @@ import { before, test } from "node:test";
 import assert from "node:assert/strict";
 import { buildTinyGemma, type TinyGemma } from "../support/tiny-gemma.js";
 import { postJson, startCliServer } from "../support/cli-server.js";
-import { metric, rssMiB, runLoad } from "./load-driver.js";
+import { LOAD_DOCUMENTS, LOAD_QUERIES, metric, overloadRerankLoad, rerankRequestTokens, rssMiB, runLoad, steadyRerankLoad } from "./load-driver.js";
 
 const BASE = ["--threads", "1", "--max-num-seqs", "4"];
-const DOCS = ["The capital of China is Beijing.", "Gravity is a force that attracts two bodies.", "Paris is the capital of France."];
-const QUERIES = Array.from({ length: 20 }, (_, i) => `What is fact number ${i}?`);
 const ROUND = Number(process.env.RERANKD_LOAD_ROUND ?? 1500);
 // A fresh process grows its heaps (V8 and malloc) to a working size over its first few thousand
 // requests; leaks show as growth after that, which is what the three rounds measure.
@@ -25,28 +23,10 @@ before(async () => {
   model = await buildTinyGemma();
 });
 
-type Rerank = { results: Array<{ index: number; relevance_score: number }> };
-
 test(`steady load: ${WARMUP} warm-up requests, then 3 rounds of ${ROUND} requests at concurrency 64, no failure, no wrong score, RSS stable`, async () => {
   const server = await startCliServer([model.path, ...BASE]);
   try {
-    const expected = new Map<number, Map<number, number>>();
-    for (let q = 0; q < QUERIES.length; q++) {
-      const r = await postJson(`${server.url}/v1/rerank`, { query: QUERIES[q], documents: DOCS });
-      expected.set(q, new Map((r.json as Rerank).results.map((x) => [x.index, x.relevance_score])));
-    }
-    const options = {
-      url: server.url,
-      path: "/v1/rerank",
-      body: (i: number) => ({ query: QUERIES[i % QUERIES.length], documents: DOCS, user: `user-${i % 5}` }),
-      concurrency: 64,
-      deadlineMs: 300_000,
-      check: (i: number, body: unknown) => {
-        const results = (body as Rerank).results;
-        const want = expected.get(i % QUERIES.length) as Map<number, number>;
-        return results.length === 3 && results.every((r) => Math.abs(r.relevance_score - (want.get(r.index) as number)) < 1e-4);
-      },
-    };
+    const options = await steadyRerankLoad(server.url, 300_000);
     const pid = server.process.pid as number;
     const warm = await runLoad({ ...options, total: WARMUP });
     const warmRss = rssMiB(pid);
@@ -78,19 +58,10 @@ test("overload: 10x the queue bound at once gets quick 429s with Retry-After whi
   // A 3-document request is about 3 x 60 tokens: about 11 requests fit under 2000 queued tokens.
   const server = await startCliServer([model.path, ...BASE, "--max-queued-tokens", "2000"]);
   try {
-    const one = await postJson(`${server.url}/v1/rerank`, { query: QUERIES[0], documents: DOCS });
-    const perRequest = (one.json as { usage: { prompt_tokens: number } }).usage.prompt_tokens;
+    const perRequest = await rerankRequestTokens(server.url);
     const fits = Math.floor(2000 / perRequest);
     const concurrency = 10 * fits;
-    const result = await runLoad({
-      url: server.url,
-      path: "/v1/rerank",
-      body: (i) => ({ query: QUERIES[i % QUERIES.length], documents: DOCS }),
-      total: 20 * concurrency,
-      concurrency,
-      deadlineMs: 120_000,
-      check: (_i, body) => (body as Rerank).results.length === 3,
-    });
+    const result = await runLoad(overloadRerankLoad(server.url, { total: 20 * concurrency, concurrency, deadlineMs: 120_000 }));
     console.log(JSON.stringify({ perRequestTokens: perRequest, fits, concurrency, ...result }));
     assert.equal(result.errors, 0, result.firstError);
     assert.equal(result.wrong, 0);
@@ -98,7 +69,7 @@ test("overload: 10x the queue bound at once gets quick 429s with Retry-After whi
     assert.ok(result.statuses["429"] > result.sent / 4, JSON.stringify(result.statuses));
     assert.ok(result.statuses["200"] > 0);
     assert.ok(result.latency["429"].p50 < result.latency["200"].p50, JSON.stringify(result.latency));
-    const limited = await postJson(`${server.url}/v1/rerank`, { query: QUERIES[0], documents: DOCS });
+    const limited = await postJson(`${server.url}/v1/rerank`, { query: LOAD_QUERIES[0], documents: LOAD_DOCUMENTS });
     assert.equal(limited.status, 200, "after the burst, requests are accepted again");
     const text = await (await fetch(`${server.url}/metrics`)).text();
     assert.equal(metric(text, 'rerankd_requests_rejected_total{reason="queue_full"}'), result.statuses["429"]);

@@ -9,37 +9,18 @@
  *   npm run soak                      (SOAK_ROUND=20000 for 3 x 20,000)
  */
 import { buildTinyGemma } from "../support/tiny-gemma.js";
-import { postJson, startCliServer } from "../support/cli-server.js";
-import { rssMiB, runLoad } from "./load-driver.js";
+import { startCliServer } from "../support/cli-server.js";
+import { overloadRerankLoad, rerankRequestTokens, rssMiB, runLoad, steadyRerankLoad } from "./load-driver.js";
 
 const ROUND = Number(process.env.SOAK_ROUND ?? 5000);
 const WARMUP = Number(process.env.SOAK_WARMUP ?? 5000);
 const DEADLINE_MS = Number(process.env.SOAK_DEADLINE_S ?? 600) * 1000;
-const DOCS = ["The capital of China is Beijing.", "Gravity is a force that attracts two bodies.", "Paris is the capital of France."];
-const QUERIES = Array.from({ length: 20 }, (_, i) => `What is fact number ${i}?`);
-type Rerank = { results: Array<{ index: number; relevance_score: number }>; usage: { prompt_tokens: number } };
 
 const model = await buildTinyGemma();
 const server = await startCliServer([model.path, "--threads", "1", "--max-num-seqs", "4"]);
 const pid = server.process.pid as number;
 try {
-  const expected = new Map<number, Map<number, number>>();
-  for (let q = 0; q < QUERIES.length; q++) {
-    const r = await postJson(`${server.url}/v1/rerank`, { query: QUERIES[q], documents: DOCS });
-    expected.set(q, new Map((r.json as Rerank).results.map((x) => [x.index, x.relevance_score])));
-  }
-  const options = {
-    url: server.url,
-    path: "/v1/rerank",
-    body: (i: number) => ({ query: QUERIES[i % QUERIES.length], documents: DOCS, user: `user-${i % 5}` }),
-    concurrency: 64,
-    deadlineMs: DEADLINE_MS,
-    check: (i: number, body: unknown) => {
-      const results = (body as Rerank).results;
-      const want = expected.get(i % QUERIES.length) as Map<number, number>;
-      return results.length === 3 && results.every((r) => Math.abs(r.relevance_score - (want.get(r.index) as number)) < 1e-4);
-    },
-  };
+  const options = await steadyRerankLoad(server.url, DEADLINE_MS);
   const startRss = rssMiB(pid);
   const warm = await runLoad({ ...options, total: WARMUP });
   console.log(JSON.stringify({ phase: "warmup", startRssMiB: startRss, sent: warm.sent, statuses: warm.statuses, errors: warm.errors, rps: warm.requestsPerSecond, rssMiB: rssMiB(pid) }));
@@ -58,18 +39,9 @@ try {
 const bound = 2000;
 const overloaded = await startCliServer([model.path, "--threads", "1", "--max-num-seqs", "4", "--max-queued-tokens", String(bound)]);
 try {
-  const one = await postJson(`${overloaded.url}/v1/rerank`, { query: QUERIES[0], documents: DOCS });
-  const perRequest = (one.json as Rerank).usage.prompt_tokens;
+  const perRequest = await rerankRequestTokens(overloaded.url);
   const concurrency = 10 * Math.floor(bound / perRequest);
-  const r = await runLoad({
-    url: overloaded.url,
-    path: "/v1/rerank",
-    body: (i) => ({ query: QUERIES[i % QUERIES.length], documents: DOCS }),
-    total: 50 * concurrency,
-    concurrency,
-    deadlineMs: DEADLINE_MS,
-    check: (_i, body) => (body as Rerank).results.length === 3,
-  });
+  const r = await runLoad(overloadRerankLoad(overloaded.url, { total: 50 * concurrency, concurrency, deadlineMs: DEADLINE_MS }));
   console.log(JSON.stringify({ phase: "overload", maxQueuedTokens: bound, perRequestTokens: perRequest, concurrency, sent: r.sent, statuses: r.statuses, errors: r.errors, wrong: r.wrong, seconds: Math.round(r.seconds), latency: r.latency }));
 } finally {
   await overloaded.stop();
