@@ -17,7 +17,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { writeSafetensors, roundToBf16, type SafetensorsWriteTensor } from "../../src/models/safetensors/index.js";
-import { createRng } from "./rng.js";
+import { seededGemmaWeights } from "./random-gemma.js";
 
 export const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 export const SPM_TRAIN_TEXT = fileURLToPath(new URL("./spm/train.txt", import.meta.url));
@@ -187,30 +187,37 @@ export type HfWeights = Map<string, HfTensor>;
 
 /** Seeded random weights for a config, scaled so activations stay O(1). */
 export function randomGemmaWeights(config: TinyGemmaConfig, seed: number): HfWeights {
-  const rng = createRng(seed);
   const H = config.hidden_size;
   const qDim = config.num_attention_heads * config.head_dim;
   const kvDim = config.num_key_value_heads * config.head_dim;
   const F = config.intermediate_size;
-  const w: HfWeights = new Map();
-  const put = (name: string, shape: number[], std: number) => {
-    w.set(name, { shape, data: rng.normals(shape.reduce((a, b) => a * b, 1), std) });
+  const shape = {
+    vocabSize: config.vocab_size,
+    hiddenSize: H,
+    numLayers: config.num_hidden_layers,
+    numHeads: config.num_attention_heads,
+    numKvHeads: config.num_key_value_heads,
+    headDim: config.head_dim,
+    intermediateSize: F,
   };
   // Gemma multiplies embeddings by sqrt(hidden): std 1/sqrt(H) gives unit-scale inputs.
-  put("model.embed_tokens.weight", [config.vocab_size, H], 1 / Math.sqrt(H));
-  for (let l = 0; l < config.num_hidden_layers; l++) {
+  const weights = seededGemmaWeights(shape, seed, { embedding: 1 / Math.sqrt(H), normOffset: 0.1, residualGain: 1 });
+  // Inserted in checkpoint order: the safetensors files list tensors in this order.
+  const w: HfWeights = new Map();
+  w.set("model.embed_tokens.weight", { shape: [config.vocab_size, H], data: weights.embedTokens });
+  weights.layers.forEach((layer, l) => {
     const p = `model.layers.${l}.`;
-    put(`${p}input_layernorm.weight`, [H], 0.1);
-    put(`${p}self_attn.q_proj.weight`, [qDim, H], 1 / Math.sqrt(H));
-    put(`${p}self_attn.k_proj.weight`, [kvDim, H], 1 / Math.sqrt(H));
-    put(`${p}self_attn.v_proj.weight`, [kvDim, H], 1 / Math.sqrt(H));
-    put(`${p}self_attn.o_proj.weight`, [H, qDim], 1 / Math.sqrt(qDim));
-    put(`${p}post_attention_layernorm.weight`, [H], 0.1);
-    put(`${p}mlp.gate_proj.weight`, [F, H], 1 / Math.sqrt(H));
-    put(`${p}mlp.up_proj.weight`, [F, H], 1 / Math.sqrt(H));
-    put(`${p}mlp.down_proj.weight`, [H, F], 1 / Math.sqrt(F));
-  }
-  put("model.norm.weight", [H], 0.1);
+    w.set(`${p}input_layernorm.weight`, { shape: [H], data: layer.inputLayernorm });
+    w.set(`${p}self_attn.q_proj.weight`, { shape: [qDim, H], data: layer.qProj });
+    w.set(`${p}self_attn.k_proj.weight`, { shape: [kvDim, H], data: layer.kProj });
+    w.set(`${p}self_attn.v_proj.weight`, { shape: [kvDim, H], data: layer.vProj });
+    w.set(`${p}self_attn.o_proj.weight`, { shape: [H, qDim], data: layer.oProj });
+    w.set(`${p}post_attention_layernorm.weight`, { shape: [H], data: layer.postAttentionLayernorm });
+    w.set(`${p}mlp.gate_proj.weight`, { shape: [F, H], data: layer.gateProj });
+    w.set(`${p}mlp.up_proj.weight`, { shape: [F, H], data: layer.upProj });
+    w.set(`${p}mlp.down_proj.weight`, { shape: [H, F], data: layer.downProj });
+  });
+  w.set("model.norm.weight", { shape: [H], data: weights.finalNorm });
   return w;
 }
 

@@ -16,8 +16,8 @@ import { GgmlType, arr, bool, f32, str, u32 } from "../../src/models/gguf/types.
 import type { GgufMetadata } from "../../src/models/gguf/types.js";
 import { writeGguf } from "../../src/models/gguf/writer.js";
 import type { GgufTensorSource } from "../../src/models/gguf/writer.js";
-import type { GemmaConfig, GemmaLayerWeights, GemmaWeights } from "./reference-gemma.js";
-import { createRng } from "./rng.js";
+import type { GemmaConfig, GemmaWeights } from "./reference-gemma.js";
+import { seededGemmaWeights } from "./random-gemma.js";
 import { SPECIAL_IDS, buildSpmVocab, loadCorpus } from "./spm-vocab.js";
 import type { SpmVocab } from "./spm-vocab.js";
 
@@ -115,27 +115,7 @@ export function storedWeights(weights: GemmaWeights, dtype: TinyGemmaDtype): Gem
  * hidden state, and norm offsets of std 0.2 so storing w instead of 1 + w could not pass.
  */
 function randomWeights(config: GemmaConfig, seed: number): GemmaWeights {
-  const rng = createRng(seed);
-  const { hiddenSize: d, numHeads, numKvHeads, headDim, intermediateSize: ff } = config;
-  const linear = (outDim: number, inDim: number, gain = 1): Float32Array => rng.normals(outDim * inDim, gain / Math.sqrt(inDim));
-
-  const embedTokens = rng.normals(config.vocabSize * d, 0.25);
-  const layers: GemmaLayerWeights[] = [];
-  for (let l = 0; l < config.numLayers; l++) {
-    layers.push({
-      inputLayernorm: rng.normals(d, 0.2),
-      qProj: linear(numHeads * headDim, d),
-      kProj: linear(numKvHeads * headDim, d),
-      vProj: linear(numKvHeads * headDim, d),
-      oProj: linear(d, numHeads * headDim, 1.5),
-      postAttentionLayernorm: rng.normals(d, 0.2),
-      gateProj: linear(ff, d),
-      upProj: linear(ff, d),
-      downProj: linear(d, ff, 1.5),
-    });
-  }
-  const finalNorm = rng.normals(d, 0.2);
-  return { embedTokens, layers, finalNorm };
+  return seededGemmaWeights(config, seed, { embedding: 0.25, normOffset: 0.2, residualGain: 1.5 });
 }
 
 const FILE_TYPE: Record<TinyGemmaDtype, number> = { f32: 0, f16: 1, q8_0: 7 }; // llama_ftype ALL_F32, MOSTLY_F16, MOSTLY_Q8_0
