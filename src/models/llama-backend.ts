@@ -19,6 +19,7 @@ import {
 } from "node-llama-cpp";
 import type { BackendInfo, EvaluationLane, ModelBackend, StepEvaluator, StepItem, StepOutcome, Tokenizer } from "../engine/backend.js";
 import type { Readout } from "../families/types.js";
+import { SamplerGarbage } from "./sampler-garbage.js";
 
 export type Device = "cpu" | "auto";
 
@@ -37,6 +38,8 @@ export interface LlamaBackendOptions {
   batchTokens: number;
   /** Receives llama.cpp's warnings and errors. */
   log?: (level: "warn" | "error", message: string) => void;
+  /** Native sampler garbage allowed before a full collection (default: sampler-garbage.ts's). */
+  samplerGarbageLimitBytes?: number;
 }
 
 export async function loadLlamaBackend(options: LlamaBackendOptions): Promise<ModelBackend> {
@@ -67,7 +70,8 @@ export async function loadLlamaBackend(options: LlamaBackendOptions): Promise<Mo
       batchSize: options.batchTokens,
       threads: options.threads,
     });
-    const lanes = Array.from({ length: options.lanes }, (_, id) => new LlamaLane(id, context));
+    const garbage = new SamplerGarbage(tokenizer.vocabularySize, options.samplerGarbageLimitBytes);
+    const lanes = Array.from({ length: options.lanes }, (_, id) => new LlamaLane(id, context, garbage));
     const stepper = llamaStepper(lanes);
     const info: BackendInfo = {
       architecture,
@@ -127,6 +131,7 @@ class LlamaLane implements EvaluationLane {
   constructor(
     readonly id: number,
     private readonly context: LlamaContext,
+    private readonly garbage: SamplerGarbage,
   ) {
     this.sequence = context.getSequence();
   }
@@ -173,6 +178,8 @@ class LlamaLane implements EvaluationLane {
       (token, i): ControlledEvaluateInputItem => (filter && i === last ? [token, { generateNext: { logits: { filter } } }] : token),
     );
     this.held = null;
+    // Every controlledEvaluate leaves a native sampler behind until a full collection.
+    this.garbage.noteCalls();
     return this.sequence.controlledEvaluate(input).then((output) => {
       this.held = null;
       if (!readout) return null;

@@ -24,6 +24,7 @@ import {
 import type { BackendInfo, EvaluationLane, ModelBackend, Tokenizer } from "../engine/backend.js";
 import type { Readout } from "../families/types.js";
 import { llamaTokenizer, type Device } from "./llama-backend.js";
+import { SamplerGarbage } from "./sampler-garbage.js";
 
 export interface LlamaRankBackendOptions {
   modelPath: string;
@@ -44,6 +45,8 @@ export interface LlamaRankBackendOptions {
   /** Requested tokens per decode; raised to the lane capacity, since an encoder's pair must fit one batch. */
   batchTokens: number;
   log?: (level: "warn" | "error", message: string) => void;
+  /** Native sampler garbage allowed before a full collection (default: sampler-garbage.ts's). */
+  samplerGarbageLimitBytes?: number;
 }
 
 /**
@@ -86,6 +89,7 @@ export async function loadLlamaRankBackend(options: LlamaRankBackendOptions): Pr
     const workerCount = Math.max(1, Math.min(options.workers ?? options.threads, options.lanes));
     const threadsPerWorker = Math.max(1, Math.floor(options.threads / workerCount));
     const batchSize = Math.max(options.batchTokens, capacity);
+    const garbage = new SamplerGarbage(tokenizer.vocabularySize, options.samplerGarbageLimitBytes);
     for (let i = 0; i < workerCount; i++) {
       const contextOptions: LlamaContextOptions & RankingContextOptions = {
         // One cell more than the longest pair: given exactly as many cells as tokens, node-llama-cpp
@@ -103,7 +107,7 @@ export async function loadLlamaRankBackend(options: LlamaRankBackendOptions): Pr
         _ranking: true,
       };
       const context = await model.createContext(contextOptions);
-      workers.push(new RankWorker(context));
+      workers.push(new RankWorker(context, garbage));
     }
     const pool = new WorkerPool(workers);
     const lanes = Array.from({ length: options.lanes }, (_, id) => new RankLane(id, pool));
@@ -146,7 +150,10 @@ class RankWorker {
   private sequence: LlamaContextSequence;
   private readonly getEmbedding: (inputTokensLength: number, maxVectorSize?: number) => Float64Array;
 
-  constructor(readonly context: LlamaContext) {
+  constructor(
+    readonly context: LlamaContext,
+    private readonly garbage: SamplerGarbage,
+  ) {
     this.sequence = context.getSequence();
     const addon = (context as unknown as RankingContextInternals)._ctx;
     const getEmbedding = addon?.getEmbedding;
@@ -158,6 +165,8 @@ class RankWorker {
 
   async score(tokens: readonly number[], outputs: number): Promise<number[]> {
     if (this.sequence.nextTokenIndex > 0) await this.sequence.clearHistory();
+    // Every evaluation leaves a native sampler behind until a full collection.
+    this.garbage.noteCalls();
     await this.sequence.evaluateWithoutGeneratingNewTokens(tokens as Token[]);
     // Read before anything else decodes on this context: the pooled output is the last decode's.
     const values = Array.from(this.getEmbedding(tokens.length, outputs));
