@@ -16,17 +16,20 @@
  *     pair waits for it (the lane takes other work, or rests one step) instead of computing it a
  *     second time. Identical queries of different requests share the same way (the match is on
  *     tokens).
- *  4. The step's token budget (--max-num-batched-tokens) is shared among requests, then among a
- *     request's lanes. A pair longer than its share continues in the next step (chunked prefill),
- *     so one long pair never blocks the others and every step stays within one llama.cpp batch.
- *     On a GPU, where batching is nearly free, steps are filled and shared evenly: among requests,
- *     then among lanes (water-filling: each lane evaluates min(its remaining tokens, c), c as large
- *     as the share allows; equal pieces also suit llama.cpp's per-sequence KV streams, which split
- *     a batch into equal-length pieces per sequence). On a CPU, where a step costs its tokens
- *     however they are batched, the request with the least work left goes first (every request
- *     keeps a floor, so none starves), the others only fill the step to a size that stays
- *     compute-bound, and within a request the pairs nearest their end go first. A small request
- *     arriving during a long one thus waits through short steps, not full ones.
+ *  4. The step's token budget (--max-num-batched-tokens) is shared among requests, then evenly
+ *     among a request's lanes (water-filling: each lane evaluates min(its remaining tokens, c), c as
+ *     large as the share allows). A pair longer than its share continues in the next step (chunked
+ *     prefill), so one long pair never blocks the others and every step stays within one llama.cpp
+ *     batch. Equal pieces matter: llama.cpp keeps a KV stream per sequence and splits a batch into
+ *     ubatches of equal length per sequence, so every distinct chunk length is a pass over the
+ *     weights (measured on the Gemma-2B shape on a CPU: a pass costs about what 6 tokens do).
+ *     On a GPU, where batching is nearly free, requests share the step evenly. On a CPU, where a
+ *     step costs its tokens and passes however they are batched, the request with the least work
+ *     left gets the step (shortest remaining processing time first) and the others wait; one passed
+ *     over for STARVATION_STEPS steps in a row gets a floor in the next, so none starves. Chunks that
+ *     would leave a tail of a few tokens are extended to the pair's end or held back whole. A small
+ *     request arriving during a long one thus waits for the step in progress, then runs in steps of
+ *     its own.
  *  5. The backend decodes the step; finished pairs deliver their readout, and the next step starts.
  *
  * A request whose signal aborts has its queued pairs dropped at once; its pairs on lanes stop at the
@@ -101,15 +104,7 @@ export interface SchedulerOptions {
   computeBound?: boolean;
   /** Most lanes one request may hold at once (default: all but one when compute-bound, else all). */
   maxLanesPerRequest?: number;
-  /**
-   * When compute-bound: the smallest step worth running while a short request has the budget (see
-   * shortestFirst). Smaller steps stop being compute-bound (the weights are read once per step).
-   */
-  minStepTokens?: number;
 }
-
-/** See SchedulerOptions.minStepTokens; measured in bench (ceiling by batch size). */
-const DEFAULT_MIN_STEP_TOKENS = 64;
 
 /**
  * Tokens a step may re-evaluate to even out its chunks (see Scheduler.align): a pass over the
@@ -117,6 +112,21 @@ const DEFAULT_MIN_STEP_TOKENS = 64;
  * batches of 16 vs 256 tokens), so a ubatch saved is worth a few tokens recomputed.
  */
 const ALIGN_PAD_TOKENS = 16;
+
+/**
+ * A chunk that would leave fewer tokens than this of its pair for a later step is either extended
+ * to the pair's end or held back whole: a tail of a few tokens would cost a pass over the weights of
+ * its own later (llama.cpp's equal split makes every distinct chunk length a pass; measured on the
+ * Gemma-2B shape, a pass costs about what 6 tokens do).
+ */
+const MIN_TAIL_TOKENS = 8;
+
+/**
+ * On a compute-bound device a request passed over for this many steps in a row gets a floor share in
+ * the next (see shortestFirst): often enough that none starves, rarely enough that a short request's
+ * steps stay one pass (a floor chunk of a few tokens is a pass of its own).
+ */
+const STARVATION_STEPS = 2;
 
 /** Thrown to the requests of a failed evaluation; the scheduler keeps serving the others. */
 export class EvaluationError extends Error {
@@ -138,6 +148,8 @@ class ActiveRequest {
   finished = 0;
   evaluatedTokens = 0;
   settled = false;
+  /** Steps in a row this request had pairs on lanes but no tokens in the step. */
+  passedOver = 0;
   readonly submittedAt = performance.now();
   firstStartedAt: number | null = null;
   readonly values: number[][];
@@ -200,7 +212,6 @@ export class Scheduler {
   /** See SchedulerOptions.computeBound. */
   private readonly computeBound: boolean;
   private readonly maxLanesPerRequest: number;
-  private readonly minStepTokens: number;
 
   constructor(
     private readonly backend: ModelBackend,
@@ -211,7 +222,6 @@ export class Scheduler {
     this.stepper = backend.stepper ?? null;
     this.computeBound = options.computeBound ?? (this.stepper !== null && backend.info.device === "cpu");
     this.maxLanesPerRequest = options.maxLanesPerRequest ?? (this.computeBound && this.slots.length > 1 ? this.slots.length - 1 : this.slots.length);
-    this.minStepTokens = options.minStepTokens ?? DEFAULT_MIN_STEP_TOKENS;
   }
 
   submit(job: ScoringJob): Promise<JobResult> {
@@ -427,19 +437,26 @@ export class Scheduler {
     const members = [...groups.values()];
     const demands = members.map((m) => m.reduce((n, i) => n + remaining[i], 0));
     const budget = Math.max(1, this.backend.info.batchTokens);
+    const requests = [...groups.keys()];
     const requestShares = this.computeBound
       ? shortestFirst(
           demands,
-          [...groups.keys()].map((request, g) => request.queuedTokens + demands[g]),
+          requests.map((request, g) => request.queuedTokens + demands[g]),
           budget,
-          Math.min(budget, this.minStepTokens),
+          requests.map((request) => (request.passedOver >= STARVATION_STEPS ? STARVATION_STEPS + 1 : 0)),
         )
       : waterFill(demands, budget);
-    const shares = new Array<number>(ready.length).fill(0);
+    let shares = new Array<number>(ready.length).fill(0);
     members.forEach((m, g) => {
-      const laneRemaining = m.map((i) => remaining[i]);
-      const laneShares = this.computeBound ? finishFirst(laneRemaining, requestShares[g]) : waterFill(laneRemaining, requestShares[g]);
+      const laneShares = waterFill(
+        m.map((i) => remaining[i]),
+        requestShares[g],
+      );
       m.forEach((i, k) => (shares[i] = laneShares[k]));
+    });
+    if (this.computeBound) shares = avoidShortTails(remaining, shares, budget, MIN_TAIL_TOKENS);
+    requests.forEach((request, g) => {
+      request.passedOver = members[g].some((i) => shares[i] > 0) ? 0 : request.passedOver + 1;
     });
     const items: Array<{ slot: Slot; task: Task; item: StepItem }> = [];
     ready.forEach((slot, i) => {
@@ -629,56 +646,60 @@ export function commonPrefix(a: readonly number[], b: readonly number[]): number
 }
 
 /**
- * The step budget among requests on a compute-bound device, where a step costs its tokens however
- * they are batched, so a small request's latency is the tokens of every step it waits through.
- * Every request gets a floor (an eighth of an even share, so none starves); the request with the
- * least work left (`left`, all its unevaluated tokens) then gets all it can use this step (shortest
- * remaining processing time first); the others fill the step only up to `minStep` tokens, the size
- * below which a step stops being compute-bound. With one request, or when the shortest can use the
- * whole budget, this is simply a full step.
+ * The step budget among requests on a compute-bound device, where a step costs its tokens (plus a
+ * pass over the weights per distinct chunk length) however they are batched, so a small request's
+ * latency is the cost of every step it waits through. Requests owed a floor (`floors[g]` of them,
+ * each an eighth of an even share; by default every request one) get it first, so none starves;
+ * the request with the least work left (`left`, all its unevaluated tokens) then gets all it can
+ * use this step (shortest remaining processing time first), and nobody else gets more: topping the
+ * step up with another request's chunk would add that chunk's tokens and, its length differing, a
+ * pass to the short request's wait, for less than the pass's worth of throughput. With one request,
+ * or when the shortest can use the whole budget, this is simply a full step.
  */
-export function shortestFirst(demands: readonly number[], left: readonly number[], budget: number, minStep: number): number[] {
+export function shortestFirst(
+  demands: readonly number[],
+  left: readonly number[],
+  budget: number,
+  floors: readonly number[] = demands.map(() => 1),
+): number[] {
   const n = demands.length;
   const shares = new Array<number>(n).fill(0);
   if (n === 0) return shares;
   const floor = n > 1 ? Math.max(1, Math.floor(budget / (8 * n))) : 0;
   let free = budget;
   for (let g = 0; g < n && free > 0; g++) {
-    shares[g] = Math.min(demands[g], floor, free);
+    shares[g] = Math.min(demands[g], floor * (floors[g] ?? 0), free);
     free -= shares[g];
   }
   const order = demands.map((_, g) => g).sort((a, b) => left[a] - left[b] || a - b);
   const first = order[0];
   const extra = Math.min(demands[first] - shares[first], free);
   shares[first] += extra;
-  free -= extra;
-  let total = budget - free;
-  for (const g of order.slice(1)) {
-    if (total >= minStep || free === 0) break;
-    const add = Math.min(demands[g] - shares[g], minStep - total, free);
-    shares[g] += add;
-    free -= add;
-    total += add;
-  }
   return shares;
 }
 
 /**
- * Splits `budget` tokens among one request's lanes on a compute-bound device: the lanes closest to
- * the end of their pair get all they need first, the last one what is left. Pairs finish as early
- * as possible and the freed lanes start new pairs next step, so steps stay full (even shares would
- * make every lane finish in the same step and leave the following step short).
+ * Keeps chunks from leaving a tail of fewer than `minTail` tokens of their pair for a later step,
+ * where it would cost a pass over the weights of its own: such a chunk is extended to the pair's
+ * end when the budget has room, else held back whole for the next step (unless it is the step's
+ * only one). The smallest chunks are held back first.
  */
-export function finishFirst(remaining: readonly number[], budget: number): number[] {
-  const shares = new Array<number>(remaining.length).fill(0);
-  let left = budget;
-  const order = remaining.map((_, i) => i).sort((a, b) => remaining[a] - remaining[b] || a - b);
+export function avoidShortTails(remaining: readonly number[], shares: readonly number[], budget: number, minTail: number): number[] {
+  const out = [...shares];
+  let total = out.reduce((a, b) => a + b, 0);
+  const order = out.map((_, i) => i).sort((a, b) => out[b] - out[a] || a - b);
   for (const i of order) {
-    if (left === 0) break;
-    shares[i] = Math.min(remaining[i], left);
-    left -= shares[i];
+    const tail = remaining[i] - out[i];
+    if (out[i] === 0 || tail <= 0 || tail >= minTail) continue;
+    if (total + tail <= budget) {
+      out[i] += tail;
+      total += tail;
+    } else if (out.filter((x) => x > 0).length > 1) {
+      total -= out[i];
+      out[i] = 0;
+    }
   }
-  return shares;
+  return out;
 }
 
 /**

@@ -137,16 +137,19 @@ function assertScores(result: { values: number[][] }, pairs: readonly PairTokens
 }
 
 test("steps: every step stays within the token budget, long pairs continue across steps, scores are exact", async () => {
-  const backend = new StepFakeBackend(3, 32);
-  const scheduler = new Scheduler(backend);
-  const jobs = [stepPairs(1, 7, { tag: 1, docLength: (d) => 20 + d * 13 }), stepPairs(2, 5, { tag: 2, docLength: 3 })];
-  const results = await Promise.all(jobs.map((pairs) => scheduler.submit({ pairs, readout: stepReadout })));
-  results.forEach((r, i) => assertScores(r, jobs[i]));
-  assert.deepEqual(backend.violations, []);
-  assert.ok(backend.steps.every((s) => s.tokens <= 32));
-  assert.ok(backend.steps.some((s) => s.items.some((i) => !i.readout)), "some pair was split into chunks");
-  // Steps are full whenever enough work is waiting: the budget is shared out, not left idle.
-  assert.ok(backend.steps.filter((s) => s.tokens === 32).length >= backend.steps.length / 2);
+  for (const computeBound of [false, true]) {
+    const backend = new StepFakeBackend(3, 32);
+    const scheduler = new Scheduler(backend, {}, { computeBound });
+    const jobs = [stepPairs(1, 7, { tag: 1, docLength: (d) => 20 + d * 13 }), stepPairs(2, 5, { tag: 2, docLength: 3 })];
+    const results = await Promise.all(jobs.map((pairs) => scheduler.submit({ pairs, readout: stepReadout })));
+    results.forEach((r, i) => assertScores(r, jobs[i]));
+    assert.deepEqual(backend.violations, []);
+    assert.ok(backend.steps.every((s) => s.tokens <= 32));
+    assert.ok(backend.steps.some((s) => s.items.some((i) => !i.readout)), "some pair was split into chunks");
+    // On a GPU steps are full whenever enough work is waiting: the budget is shared out, not left
+    // idle. On a CPU the shortest request's steps are its own (see shortestFirst).
+    if (!computeBound) assert.ok(backend.steps.filter((s) => s.tokens === 32).length >= backend.steps.length / 2);
+  }
 });
 
 test("steps: a request's query prefix is evaluated once, other lanes copy it", async () => {
@@ -343,56 +346,87 @@ test("steps: random concurrent load with overlapping and identical queries, mixe
   }
 });
 
-test("steps on the CPU: while a short request runs, steps shrink to its need plus small floors", async () => {
+test("steps on the CPU: while a short request runs, steps are its own, the long one's floor only now and then", async () => {
   const backend = new StepFakeBackend(4, 256);
-  const scheduler = new Scheduler(backend, {}, { minStepTokens: 64 });
+  const scheduler = new Scheduler(backend);
   const large = scheduler.submit({ pairs: stepPairs(1, 60, { tag: 1, docLength: 100 }), readout: stepReadout });
   while (backend.steps.length < 3) await new Promise((r) => setTimeout(r, 1));
-  assert.ok(backend.steps.some((s) => s.tokens === 256), "alone, the long request fills steps");
-  const pairs = stepPairs(2, 2, { tag: 2, docLength: 20 });
+  // Water-filling 3 lanes of 103 tokens: 85 each, one short of the budget.
+  assert.ok(
+    backend.steps.some((s) => s.tokens >= 256 - 3),
+    "alone, the long request fills steps",
+  );
+  const pairs = stepPairs(2, 6, { tag: 2, docLength: 40 });
   const at = backend.steps.length;
   await scheduler.submit({ pairs, readout: stepReadout });
-  const during = backend.steps.slice(at + 1);
   const smallQuery = pairs[0].tokens[1];
-  for (const s of during) {
-    const small = s.items.filter((i) => i.query === smallQuery).reduce((n, i) => n + i.to - i.from, 0);
-    const others = s.tokens - small;
-    if (small > 0) assert.ok(others <= Math.max(64 - small, 256 / 16), `a step gave the short request ${small} tokens and the long one ${others}`);
+  const during = backend.steps.slice(at + 1).filter((s) => s.items.some((i) => i.query === smallQuery));
+  assert.ok(during.length >= 3, `the short request ran over ${during.length} steps`);
+  const shared = during.filter((s) => s.items.some((i) => i.query !== smallQuery));
+  for (const s of shared) {
+    const others = s.items.filter((i) => i.query !== smallQuery).reduce((n, i) => n + i.to - i.from, 0);
+    // The floor: (STARVATION_STEPS + 1) eighths of an even share of 256 between 2 requests.
+    assert.ok(others <= 3 * (256 / 16), `a step gave the long request ${others} tokens`);
   }
+  assert.ok(shared.length <= Math.ceil(during.length / 3), `${shared.length} of ${during.length} steps were shared`);
   await large;
   assert.deepEqual(backend.violations, []);
 });
 
-test("shortestFirst: floors for all, the rest to the least remaining work, steps filled to the minimum only", async () => {
+test("shortestFirst: floors where owed, the rest to the least remaining work, nothing more to the others", async () => {
   const { shortestFirst } = await import("../../src/engine/scheduler.js");
   // One request: the whole budget.
-  assert.deepEqual(shortestFirst([400], [5000], 256, 64), [256]);
+  assert.deepEqual(shortestFirst([400], [5000], 256), [256]);
   // A long request (demand 300, 9000 tokens left) and a short one (demand 80, 80 left): the short
-  // one gets all of its 80; the long one its floor 16 (256 / 16).
-  assert.deepEqual(shortestFirst([300, 80], [9000, 80], 256, 64), [16, 80]);
-  // A short request needing little: the long one tops the step up to the minimum size.
-  assert.deepEqual(shortestFirst([300, 10], [9000, 10], 256, 64), [54, 10]);
+  // one gets all of its 80; the long one its floor 16 (256 / 16), and no more.
+  assert.deepEqual(shortestFirst([300, 80], [9000, 80], 256), [16, 80]);
+  assert.deepEqual(shortestFirst([300, 10], [9000, 10], 256), [16, 10]);
+  // No floor owed: the short one alone; three floors owed: 48.
+  assert.deepEqual(shortestFirst([300, 80], [9000, 80], 256, [0, 0]), [0, 80]);
+  assert.deepEqual(shortestFirst([300, 80], [9000, 80], 256, [3, 0]), [48, 80]);
   // Ties go to the earlier request.
-  assert.deepEqual(shortestFirst([100, 100], [100, 100], 128, 64), [100, 8]);
+  assert.deepEqual(shortestFirst([100, 100], [100, 100], 128), [100, 8]);
   const rng = createRng(3);
   for (let k = 0; k < 300; k++) {
     const n = 1 + rng.int(6);
     const demands = Array.from({ length: n }, () => 1 + rng.int(400));
     const left = demands.map((d) => d + rng.int(2000));
     const budget = 16 + rng.int(600);
-    const shares = shortestFirst(demands, left, budget, Math.min(budget, 64));
+    const floors = demands.map(() => rng.int(4));
+    const shares = shortestFirst(demands, left, budget, floors);
     assert.ok(shares.reduce((a, b) => a + b, 0) <= budget);
     shares.forEach((s, g) => assert.ok(s >= 0 && s <= demands[g]));
-    if (n > 1 && budget >= 8 * n) shares.forEach((s, g) => assert.ok(s >= Math.min(demands[g], Math.floor(budget / (8 * n))), "floor"));
+    const floor = n > 1 ? Math.max(1, Math.floor(budget / (8 * n))) : 0;
+    if (n > 1 && budget >= 8 * n) shares.forEach((s, g) => assert.ok(s >= Math.min(demands[g], floor * floors[g]), "floor"));
+    const first = demands.map((_, g) => g).sort((a, b) => left[a] - left[b] || a - b)[0];
+    shares.forEach((s, g) => g !== first && assert.ok(s <= floor * floors[g], "only the shortest gets more than its floor"));
   }
 });
 
-test("finishFirst: the lanes nearest the end of their pair first, the last gets the rest", async () => {
-  const { finishFirst } = await import("../../src/engine/scheduler.js");
-  assert.deepEqual(finishFirst([103, 103, 103], 256), [103, 103, 50]);
-  assert.deepEqual(finishFirst([54, 103, 103], 256), [54, 103, 99]);
-  assert.deepEqual(finishFirst([10, 20], 100), [10, 20]);
-  assert.deepEqual(finishFirst([300, 5], 64), [59, 5]);
+test("avoidShortTails: a chunk leaving a few tokens is extended when the budget allows, else held back", async () => {
+  const { avoidShortTails } = await import("../../src/engine/scheduler.js");
+  // 3 lanes of 43 under 128: water-filling gives 43, 43, 42 and a 1-token tail, a pass of its own
+  // next step; the short chunk waits whole instead.
+  assert.deepEqual(avoidShortTails([43, 43, 43], [43, 43, 42], 128, 8), [43, 43, 0]);
+  // Room in the budget: extended to the pair's end.
+  assert.deepEqual(avoidShortTails([43, 43, 43], [43, 43, 40], 200, 8), [43, 43, 43]);
+  // Tails of at least 8 stay; a step's only chunk is never held back.
+  assert.deepEqual(avoidShortTails([100, 50], [60, 40], 100, 8), [60, 40]);
+  assert.deepEqual(avoidShortTails([130], [128], 128, 8), [128]);
+  const rng = createRng(11);
+  for (let k = 0; k < 300; k++) {
+    const remaining = Array.from({ length: 1 + rng.int(6) }, () => 1 + rng.int(200));
+    const budget = 16 + rng.int(400);
+    const { waterFill } = await import("../../src/engine/scheduler.js");
+    const shares = waterFill(remaining, budget);
+    const out = avoidShortTails(remaining, shares, budget, 8);
+    assert.ok(out.reduce((a, b) => a + b, 0) <= budget);
+    assert.ok(out.some((x) => x > 0) || shares.every((x) => x === 0), "a step keeps at least one chunk");
+    out.forEach((x, i) => {
+      assert.ok(x === 0 || x === shares[i] || x === remaining[i]);
+      if (x > 0 && out.filter((y) => y > 0).length > 1) assert.ok(remaining[i] - x === 0 || remaining[i] - x >= 8, "no short tail");
+    });
+  }
 });
 
 test("waterFill shares a budget evenly and never exceeds it", async () => {
