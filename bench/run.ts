@@ -157,7 +157,8 @@ async function main(): Promise<void> {
   };
 
   if (options.parts.has("ceiling")) {
-    const runs = [...new Set([512, budget])].map((batchTokens) => ({ batchTokens, threads: options.threads, repeats: s.ceilingRepeats }));
+    // The batch sizes bracket the server's --max-num-batched-tokens default (serve-options.ts).
+    const runs = [...new Set([512, 256, 128, 64, budget])].map((batchTokens) => ({ batchTokens, threads: options.threads, repeats: s.ceilingRepeats }));
     // The thread count matters on a small machine: one thread, for comparison.
     if (options.threads > 1) runs.push({ batchTokens: 512, threads: 1, repeats: 1 });
     for (const run of runs) {

@@ -12,13 +12,15 @@ import type { DtypeChoice } from "../models/resolve.js";
 export const DEFAULT_MODEL = "BAAI/bge-reranker-v2-gemma";
 
 /**
- * Measured with `npm run bench` on a 2-core CPU (README, Performance): steps of 128 to 512 tokens
- * evaluate at the same tokens/s (16-token steps at half), while a small request arriving during a
- * long one waits for the step in progress, so a step costs latency in proportion to its size. 256
- * keeps steps well above the size where llama.cpp's per-step cost shows and halves that wait
- * against 512. On a GPU, where a step's cost grows little with its size, raise it.
+ * Measured with `npm run bench` on a 2-core CPU (README, Performance; the ceiling rows): one
+ * sequence evaluates at the same tokens/s in steps of 64 to 256 tokens (43 to 45 tokens/s on the
+ * Gemma-2B shape, within the machine's noise), and slower in steps of 512. A small request arriving
+ * during a long one waits for the step in progress, so a step costs latency in proportion to its
+ * size: 128 halves that wait against 256 (which missed the 3x-idle target for small requests during
+ * a 256-document one) and keeps steps well above the size where llama.cpp's per-step cost shows.
+ * On a GPU, where a step's cost grows little with its size, raise it.
  */
-const DEFAULT_MAX_NUM_BATCHED_TOKENS = 256;
+const DEFAULT_MAX_NUM_BATCHED_TOKENS = 128;
 
 export interface ServeOptions {
   model: string;
