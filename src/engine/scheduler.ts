@@ -448,10 +448,10 @@ export class Scheduler {
       : waterFill(demands, budget);
     let shares = new Array<number>(ready.length).fill(0);
     members.forEach((m, g) => {
-      const laneShares = waterFill(
-        m.map((i) => remaining[i]),
-        requestShares[g],
-      );
+      const laneRemaining = m.map((i) => remaining[i]);
+      const laneShares = this.computeBound
+        ? evenChunks(laneRemaining, requestShares[g], MIN_TAIL_TOKENS)
+        : waterFill(laneRemaining, requestShares[g]);
       m.forEach((i, k) => (shares[i] = laneShares[k]));
     });
     if (this.computeBound) shares = avoidShortTails(remaining, shares, budget, MIN_TAIL_TOKENS);
@@ -676,6 +676,41 @@ export function shortestFirst(
   const extra = Math.min(demands[first] - shares[first], free);
   shares[first] += extra;
   return shares;
+}
+
+/**
+ * A request's budget among its lanes on a compute-bound device: equal chunks (water-filling, so the
+ * step is one pass over the weights), except that a chunk leaving its pair a tail of fewer than
+ * `minTail` tokens is extended to the pair's end when the budget has room, else held back whole and
+ * its share spread over the other lanes (so the step stays full and the tail never becomes a pass
+ * of its own).
+ */
+export function evenChunks(remaining: readonly number[], budget: number, minTail: number): number[] {
+  const held = new Set<number>();
+  for (;;) {
+    const live = remaining.map((_, i) => i).filter((i) => !held.has(i));
+    const part = waterFill(
+      live.map((i) => remaining[i]),
+      budget,
+    );
+    const shares = new Array<number>(remaining.length).fill(0);
+    live.forEach((i, k) => (shares[i] = part[k]));
+    let total = part.reduce((a, b) => a + b, 0);
+    let holdBack = -1;
+    for (const i of [...live].sort((a, b) => shares[a] - shares[b] || a - b)) {
+      const tail = remaining[i] - shares[i];
+      if (shares[i] === 0 || tail <= 0 || tail >= minTail) continue;
+      if (total + tail <= budget) {
+        shares[i] += tail;
+        total += tail;
+      } else if (live.filter((j) => shares[j] > 0).length > 1) {
+        holdBack = i;
+        break;
+      }
+    }
+    if (holdBack < 0) return shares;
+    held.add(holdBack);
+  }
 }
 
 /**

@@ -403,6 +403,31 @@ test("shortestFirst: floors where owed, the rest to the least remaining work, no
   }
 });
 
+test("evenChunks: equal chunks; a chunk that would leave a short tail is extended or held back and its share spread", async () => {
+  const { evenChunks, waterFill } = await import("../../src/engine/scheduler.js");
+  // A pair 48 tokens from its end and two fresh ones under 128: 42 each would leave the first a
+  // 6-token tail, so it waits and the others take the step in one pass.
+  assert.deepEqual(evenChunks([48, 156, 156], 128, 8), [0, 64, 64]);
+  assert.deepEqual(evenChunks([43, 43, 43], 128, 8), [43, 43, 0]);
+  assert.deepEqual(evenChunks([40, 40, 40], 128, 8), [40, 40, 40]);
+  assert.deepEqual(evenChunks([300], 128, 8), [128]);
+  assert.deepEqual(evenChunks([130], 128, 8), [128], "a lane alone is never held back");
+  const rng = createRng(13);
+  for (let k = 0; k < 300; k++) {
+    const remaining = Array.from({ length: 1 + rng.int(6) }, () => 1 + rng.int(300));
+    const budget = 16 + rng.int(400);
+    const shares = evenChunks(remaining, budget, 8);
+    const total = shares.reduce((a, b) => a + b, 0);
+    assert.ok(total <= budget);
+    assert.ok(total > 0, "a step keeps at least one chunk");
+    shares.forEach((x, i) => assert.ok(x >= 0 && x <= remaining[i]));
+    if (shares.filter((x) => x > 0).length > 1) {
+      shares.forEach((x, i) => assert.ok(x === 0 || remaining[i] - x === 0 || remaining[i] - x >= 8, `no short tail: ${remaining} ${budget} -> ${shares}`));
+    }
+    if (remaining.reduce((a, b) => a + b, 0) <= budget) assert.deepEqual(shares, waterFill(remaining, budget));
+  }
+});
+
 test("avoidShortTails: a chunk leaving a few tokens is extended when the budget allows, else held back", async () => {
   const { avoidShortTails } = await import("../../src/engine/scheduler.js");
   // 3 lanes of 43 under 128: water-filling gives 43, 43, 42 and a 1-token tail, a pass of its own
