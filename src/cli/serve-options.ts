@@ -13,14 +13,23 @@ export const DEFAULT_MODEL = "BAAI/bge-reranker-v2-gemma";
 
 /**
  * Measured with `npm run bench` on a 2-core CPU (README, Performance; the ceiling rows): one
- * sequence evaluates at the same tokens/s in steps of 64 to 256 tokens (43 to 45 tokens/s on the
- * Gemma-2B shape, within the machine's noise), and slower in steps of 512. A small request arriving
- * during a long one waits for the step in progress, so a step costs latency in proportion to its
- * size: 128 halves that wait against 256 (which missed the 3x-idle target for small requests during
- * a 256-document one) and keeps steps well above the size where llama.cpp's per-step cost shows.
+ * sequence of the Gemma-2B shape evaluates at the same tokens/s in steps of 128 and 256 tokens
+ * (50 and 47, 53 and 54 in two runs), about 20% slower in steps of 64 and slower in steps of 512. A
+ * small request arriving during a long one waits for the step in progress, so a step costs latency
+ * in proportion to its size: 128, the smallest step at full speed, halves that wait against 256
+ * (which missed the 3x-idle target for small requests during a 256-document one).
  * On a GPU, where a step's cost grows little with its size, raise it.
  */
 const DEFAULT_MAX_NUM_BATCHED_TOKENS = 128;
+
+/**
+ * On a CPU more sequences add no throughput: a step costs its tokens and its passes over the
+ * weights, not its sequences. Four let one request hold three (three pairs' document parts of 43
+ * tokens fill a 128-token step) while a new request starts on the fourth at the next step, and keep
+ * four queries' prefixes at hand. Each costs its lane's KV cache: about 19 MiB on the Gemma-2B shape
+ * at max_length 1024. Not swept on the full-size model; on a GPU, raise it with the step budget.
+ */
+const DEFAULT_MAX_NUM_SEQS = 4;
 
 export interface ServeOptions {
   model: string;
@@ -83,7 +92,7 @@ export const SERVE_FLAGS: Record<string, FlagSpec> = {
   device: { type: "string", value: "cpu|auto", help: "auto (default): a GPU (CUDA/Vulkan/Metal) when one is found, else CPU; cpu: never a GPU" },
   dtype: { type: "string", value: "auto|f32|f16|q8_0", help: "weights' type when converting a Hugging Face checkpoint (default auto: q8_0 on CPU, f16 on a GPU)" },
   threads: { type: "string", value: "N", help: "CPU threads for evaluation (default: the cores this process may use, os.availableParallelism()); fewer on a host shared with other busy processes" },
-  "max-num-seqs": { type: "string", value: "N", help: "pairs evaluated side by side, one llama.cpp sequence each (default 4)" },
+  "max-num-seqs": { type: "string", value: "N", help: `pairs evaluated side by side, one llama.cpp sequence each (default ${DEFAULT_MAX_NUM_SEQS})` },
   "max-num-batched-tokens": { type: "string", value: "N", help: `most tokens in one evaluation step across sequences (default ${DEFAULT_MAX_NUM_BATCHED_TOKENS}; raise it on a GPU)` },
   "max-body-bytes": { type: "string", value: "N", help: "largest request body accepted, in bytes (default 16777216); larger gets 413" },
   "max-documents": { type: "string", value: "N", help: "most documents in one rerank request (default 1000); more gets 400" },
@@ -202,7 +211,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeOpt
     device: oneOf("device", str("device"), ["cpu", "auto"] as const, "auto"),
     dtype: oneOf("dtype", str("dtype"), ["auto", "f32", "f16", "q8_0"] as const, "auto"),
     threads: integer("threads", str("threads"), availableParallelism(), 1, 1024),
-    maxNumSeqs: integer("max-num-seqs", str("max-num-seqs"), 4, 1, 256),
+    maxNumSeqs: integer("max-num-seqs", str("max-num-seqs"), DEFAULT_MAX_NUM_SEQS, 1, 256),
     maxNumBatchedTokens: integer("max-num-batched-tokens", str("max-num-batched-tokens"), DEFAULT_MAX_NUM_BATCHED_TOKENS, 16, 1 << 20),
     maxBodyBytes: integer("max-body-bytes", str("max-body-bytes"), 16 * 1024 * 1024, 1024),
     logLevel: oneOf("log-level", str("log-level"), ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const, "info"),
