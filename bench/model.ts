@@ -12,9 +12,9 @@
  * the architecture's vocabulary size: the embedding table and the LM head have the real size.
  */
 import { fileURLToPath } from "node:url";
-import { GgmlType, arr, bool, f32, str, u32 } from "../src/models/gguf/types.js";
+import { GgmlType, f32, str, u32 } from "../src/models/gguf/types.js";
 import type { GgufTensorSource } from "../src/models/gguf/writer.js";
-import { SPECIAL_IDS, TokenType, buildSpmVocab, loadCorpus } from "../test/support/spm-vocab.js";
+import { TokenType, buildSpmVocab, loadCorpus, spmTokenizerMetadata } from "../test/support/spm-vocab.js";
 import { describeRandomGguf, randomGguf, seededTensors, type RandomGguf } from "./random-gguf.js";
 
 export interface BenchArchitecture {
@@ -103,17 +103,7 @@ function metadata(a: BenchArchitecture, corpus: string) {
     "gemma.attention.key_length": u32(a.headDim),
     "gemma.attention.value_length": u32(a.headDim),
     "gemma.attention.layer_norm_rms_epsilon": f32(1e-6),
-    "tokenizer.ggml.model": str("llama"),
-    "tokenizer.ggml.tokens": arr("string", tokens),
-    "tokenizer.ggml.scores": arr("f32", scores),
-    "tokenizer.ggml.token_type": arr("i32", types),
-    "tokenizer.ggml.bos_token_id": u32(SPECIAL_IDS.bos),
-    "tokenizer.ggml.eos_token_id": u32(SPECIAL_IDS.eos),
-    "tokenizer.ggml.unknown_token_id": u32(SPECIAL_IDS.unk),
-    "tokenizer.ggml.padding_token_id": u32(SPECIAL_IDS.pad),
-    "tokenizer.ggml.add_bos_token": bool(true),
-    "tokenizer.ggml.add_eos_token": bool(false),
-    "tokenizer.ggml.add_space_prefix": bool(false),
+    ...spmTokenizerMetadata({ tokens, scores, types }),
   };
 }
 

@@ -12,6 +12,7 @@
 // looks up the score of a concatenation of two symbols, so these are never consulted.
 
 import { readFileSync } from "node:fs";
+import { arr, bool, str, u32, type GgufMetadata } from "../../src/models/gguf/types.js";
 
 /** llama_token_type values stored in tokenizer.ggml.token_type. */
 export const TokenType = {
@@ -46,6 +47,26 @@ export interface SpmVocabOptions {
   merges?: number;
   /** Pieces that must exist and be reachable by merges (default REQUIRED_PIECES). */
   requiredPieces?: readonly string[];
+}
+
+/**
+ * The GGUF tokenizer keys of a Gemma-style SentencePiece vocabulary (llama.cpp's "llama" tokenizer,
+ * BOS added, no space prefix), as the fixture and the bench models both write them.
+ */
+export function spmTokenizerMetadata(vocab: { tokens: readonly string[]; scores: readonly number[]; types: readonly number[] }): GgufMetadata {
+  return {
+    "tokenizer.ggml.model": str("llama"),
+    "tokenizer.ggml.tokens": arr("string", vocab.tokens),
+    "tokenizer.ggml.scores": arr("f32", vocab.scores),
+    "tokenizer.ggml.token_type": arr("i32", vocab.types),
+    "tokenizer.ggml.bos_token_id": u32(SPECIAL_IDS.bos),
+    "tokenizer.ggml.eos_token_id": u32(SPECIAL_IDS.eos),
+    "tokenizer.ggml.unknown_token_id": u32(SPECIAL_IDS.unk),
+    "tokenizer.ggml.padding_token_id": u32(SPECIAL_IDS.pad),
+    "tokenizer.ggml.add_bos_token": bool(true),
+    "tokenizer.ggml.add_eos_token": bool(false),
+    "tokenizer.ggml.add_space_prefix": bool(false),
+  };
 }
 
 export function loadCorpus(): string {

@@ -12,13 +12,13 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { decodeF16, decodeQ8_0, encodeF16, encodeQ8_0 } from "../../src/models/gguf/quantize.js";
-import { GgmlType, arr, bool, f32, str, u32 } from "../../src/models/gguf/types.js";
+import { GgmlType, f32, str, u32 } from "../../src/models/gguf/types.js";
 import type { GgufMetadata } from "../../src/models/gguf/types.js";
 import { writeGguf } from "../../src/models/gguf/writer.js";
 import type { GgufTensorSource } from "../../src/models/gguf/writer.js";
 import type { GemmaConfig, GemmaWeights } from "./reference-gemma.js";
 import { seededGemmaWeights } from "./random-gemma.js";
-import { SPECIAL_IDS, buildSpmVocab, loadCorpus } from "./spm-vocab.js";
+import { buildSpmVocab, loadCorpus, spmTokenizerMetadata } from "./spm-vocab.js";
 import type { SpmVocab } from "./spm-vocab.js";
 
 /** Bump when the builder's output changes for the same options, so cached files are rebuilt. */
@@ -136,17 +136,7 @@ function ggufMetadata(config: GemmaConfig, vocab: SpmVocab, dtype: TinyGemmaDtyp
     "gemma.attention.value_length": u32(config.headDim),
     "gemma.attention.layer_norm_rms_epsilon": f32(config.rmsNormEps),
     // Like the real Gemma GGUFs, no gemma.rope.freq_base: llama.cpp defaults to 10000.
-    "tokenizer.ggml.model": str("llama"),
-    "tokenizer.ggml.tokens": arr("string", vocab.tokens),
-    "tokenizer.ggml.scores": arr("f32", vocab.scores),
-    "tokenizer.ggml.token_type": arr("i32", vocab.types),
-    "tokenizer.ggml.bos_token_id": u32(SPECIAL_IDS.bos),
-    "tokenizer.ggml.eos_token_id": u32(SPECIAL_IDS.eos),
-    "tokenizer.ggml.unknown_token_id": u32(SPECIAL_IDS.unk),
-    "tokenizer.ggml.padding_token_id": u32(SPECIAL_IDS.pad),
-    "tokenizer.ggml.add_bos_token": bool(true),
-    "tokenizer.ggml.add_eos_token": bool(false),
-    "tokenizer.ggml.add_space_prefix": bool(false),
+    ...spmTokenizerMetadata(vocab),
   };
 }
 
