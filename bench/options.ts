@@ -6,8 +6,12 @@ export interface WorkloadSizes {
   /** Tokens of one long sequence for the ceiling, and how many times it is measured. */
   ceilingTokens: number;
   ceilingRepeats: number;
-  /** Tokens of the short ceiling measured before and after each HTTP workload. */
+  /**
+   * llama.cpp alone, interleaved with each HTTP workload (bench/interleave.ts): tokens of each
+   * sample, and the workload's seconds between samples.
+   */
   checkTokens: number;
+  aloneIntervalSeconds: number;
   /** Pairs evaluated one by one for the naive baseline (a sample of the workload's pairs). */
   naivePairs: number;
   w1: { queryTokens: number; docTokens: number; documents: number; repeats: number };
@@ -41,6 +45,7 @@ const FULL: WorkloadSizes = {
   ceilingTokens: 512,
   ceilingRepeats: 2,
   checkTokens: 256,
+  aloneIntervalSeconds: 20,
   naivePairs: 4,
   w1: { queryTokens: 16, docTokens: 128, documents: 32, repeats: 1 },
   w2: { queryTokens: 64, docTokens: 64, documents: 32, repeats: 1 },
@@ -53,6 +58,7 @@ const QUICK: WorkloadSizes = {
   ceilingTokens: 256,
   ceilingRepeats: 1,
   checkTokens: 64,
+  aloneIntervalSeconds: 3,
   naivePairs: 2,
   w1: { queryTokens: 16, docTokens: 128, documents: 4, repeats: 1 },
   w2: { queryTokens: 64, docTokens: 64, documents: 4, repeats: 1 },
@@ -64,7 +70,8 @@ const QUICK: WorkloadSizes = {
 export const BENCH_HELP = `npm run bench -- [options]
 
 Measures llama.cpp's own ceiling, a naive one-pair-at-a-time loop, and rerankd over HTTP (W1-W4)
-on a random-weight Gemma-2B-shaped GGUF (generated once into bench/.cache/), then W1 on a small
+on a random-weight Gemma-2B-shaped GGUF (generated once into bench/.cache/), each workload with
+llama.cpp alone interleaved (the server paused every 20 s for one sample), then W1 on a small
 model to expose the server's own overhead; last (part llama-server, bench/llama-server.ts), rerankd
 against llama.cpp's own llama-server --reranking on a random-weight XLM-RoBERTa-large GGUF (the
 bge-reranker-v2-m3 shape), W1 and W3 in alternating rounds; llama-server is built once from

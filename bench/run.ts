@@ -11,12 +11,13 @@ import type { Token } from "node-llama-cpp";
 import { startServer } from "../src/cli/serve.js";
 import { parseServeArgs } from "../src/cli/serve-options.js";
 import type { PairTokens } from "../src/families/types.js";
-import { loadModel, measureCeiling, measureEngineOnly, measureNaive, median, type CeilingResult, type NaiveResult } from "./direct.js";
+import { loadModel, measureCeiling, type LoadedModel, measureEngineOnly, measureNaive, median, type CeilingResult, type NaiveResult } from "./direct.js";
+import { InterleavedAlone } from "./interleave.js";
 import { ForeignLoad, machineInfo, memoryOf, uptimeLoad, type MachineInfo } from "./machine.js";
 import { compareWithLlamaServer, comparisonReport, type LlamaServerComparison } from "./llama-server.js";
 import { GEMMA_2B, SMALL, benchModel, type BenchModel } from "./model.js";
 import { BENCH_HELP, parseBenchArgs, type BenchOptions } from "./options.js";
-import { rerank, scrapeCounters, startBenchServer, type BenchServer } from "./server.js";
+import { rerank, scrapeCounters, startBenchServer, type BenchServer, type RerankCall } from "./server.js";
 import { TextMaker } from "./texts.js";
 
 const say = (line: string): void => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}`);
@@ -38,15 +39,12 @@ export interface WorkloadResult {
   peakRss: number;
   /** Cores other processes kept busy meanwhile (noise). */
   foreignCores: number;
-  /** llama.cpp alone (tokens/s), measured right before and after this workload: their mean. */
-  nearbyCeiling?: number;
+  /**
+   * llama.cpp alone, sampled while the server was paused among this workload's seconds
+   * (bench/interleave.ts): the samples' tokens/s, and the seconds paused (excluded above).
+   */
+  alone?: { tokensPerSecond: number; samples: number[]; pausedSeconds: number };
   extra?: Record<string, number>;
-}
-
-interface CeilingCheck {
-  at: string;
-  tokensPerSecond: number;
-  foreignCores: number;
 }
 
 interface Results {
@@ -54,12 +52,10 @@ interface Results {
   machine: MachineInfo;
   loadBefore: string;
   loadAfter: string;
-  options: { quick: boolean; threads: number; maxNumSeqs: number; maxNumBatchedTokens: number };
+  options: { quick: boolean; threads: number; maxNumSeqs: number; maxNumBatchedTokens: number; checkTokens: number; aloneIntervalSeconds: number };
   model: { label: string; path: string; sizeBytes: number; generatedSeconds: number };
   serverReady: string;
   ceiling: CeilingResult[];
-  /** Short ceiling measurements between the workloads. */
-  checks: CeilingCheck[];
   naive: Record<string, NaiveResult>;
   workloads: WorkloadResult[];
   small: null | {
@@ -115,11 +111,17 @@ async function main(): Promise<void> {
     machine,
     loadBefore,
     loadAfter: "",
-    options: { quick: options.quick, threads: options.threads, maxNumSeqs: seqs, maxNumBatchedTokens: budget },
+    options: {
+      quick: options.quick,
+      threads: options.threads,
+      maxNumSeqs: seqs,
+      maxNumBatchedTokens: budget,
+      checkTokens: options.sizes.checkTokens,
+      aloneIntervalSeconds: options.sizes.aloneIntervalSeconds,
+    },
     model: { label: big.architecture.label, path: big.path, sizeBytes: big.sizeBytes, generatedSeconds: big.generatedSeconds },
     serverReady: "",
     ceiling: [],
-    checks: [],
     naive: {},
     workloads: [],
     small: null,
@@ -194,34 +196,17 @@ async function main(): Promise<void> {
     try {
       // One small request first: pages in the weights, as any first request after a start would.
       await rerank(server.url, "warm up", w1.documents.slice(0, 1));
-      // The machine is shared: llama.cpp's own speed is measured again right before and after every
-      // workload (a short sequence, in this process, while the server idles), and each workload is
-      // compared with the mean of the two.
-      const check = async (): Promise<CeilingCheck> => {
-        const foreign = new ForeignLoad(() => [server.pid]);
-        const c = await measureCeiling(loaded, { tokens: s.checkTokens, batchTokens: 512, repeats: 1, threads: options.threads });
-        return { at: new Date().toISOString(), tokensPerSecond: c.tokensPerSecond, foreignCores: foreign.stop() };
-      };
-      const workload = async (run: () => Promise<WorkloadResult>): Promise<void> => {
-        const before = results.checks.at(-1) ?? (await check());
-        if (results.checks.length === 0) results.checks.push(before);
-        const result = await run();
-        const after = await check();
-        results.checks.push(after);
-        result.nearbyCeiling = (before.tokensPerSecond + after.tokensPerSecond) / 2;
-        say(`  llama.cpp alone before/after: ${before.tokensPerSecond.toFixed(1)} / ${after.tokensPerSecond.toFixed(1)} tokens/s`);
-        results.workloads.push(result);
-      };
+      const target: BenchTarget = { server, loaded, alone: { tokens: s.checkTokens, intervalSeconds: s.aloneIntervalSeconds, threads: options.threads } };
       for (const [name, part, size, texts] of [
         ["W1", "w1", s.w1, w1],
         ["W2", "w2", s.w2, w2],
       ] as const) {
         if (!options.parts.has(part)) continue;
         const description = `1 query of ~${size.queryTokens} tokens x ${size.documents} documents of ~${size.docTokens}`;
-        await workload(() => sequential(server, name, description, texts.queries, texts.documents, results.naive[name]?.scores));
+        results.workloads.push(await sequential(target, name, description, texts.queries, texts.documents, results.naive[name]?.scores));
       }
-      if (options.parts.has("w3")) await workload(() => concurrentClients(server, s.w3, w3));
-      if (options.parts.has("w4")) await workload(() => longWithSmall(server, s.w4, w4));
+      if (options.parts.has("w3")) results.workloads.push(await concurrentClients(target, s.w3, w3));
+      if (options.parts.has("w4")) results.workloads.push(await longWithSmall(target, s.w4, w4));
     } finally {
       await server.stop();
     }
@@ -253,20 +238,36 @@ async function main(): Promise<void> {
   }
 }
 
-/** Runs `fn` against the server and measures throughput from its /metrics counters. */
+/** The server under test, and llama.cpp alone in this process to interleave with it. */
+interface BenchTarget {
+  server: BenchServer;
+  loaded: LoadedModel;
+  alone: { tokens: number; intervalSeconds: number; threads: number };
+}
+
+/**
+ * Runs `fn` against the server and measures throughput from its /metrics counters, with llama.cpp
+ * alone sampled among the workload's seconds while the server is paused (bench/interleave.ts).
+ * `fn` gets each call's latency with the pauses it spanned taken out.
+ */
 async function measured(
-  server: BenchServer,
+  target: BenchTarget,
   name: string,
   description: string,
-  fn: () => Promise<{ latencies: number[]; pairs: number; requests: number; extra?: Record<string, number> }>,
+  fn: (latency: (call: RerankCall) => number) => Promise<{ latencies: number[]; pairs: number; requests: number; extra?: Record<string, number> }>,
 ): Promise<WorkloadResult> {
+  const { server } = target;
   say(`${name}: ${description} ...`);
   const before = await scrapeCounters(server.url);
+  const alone = await InterleavedAlone.start(target.loaded, server.pid, target.alone);
   const foreign = new ForeignLoad(() => [server.pid]);
   const started = performance.now();
-  const run = await fn();
-  const seconds = (performance.now() - started) / 1000;
+  const run = await fn((call) => (call.endedAt - call.startedAt - alone.pausedWithin(call.startedAt, call.endedAt)) / 1000);
+  const ended = performance.now();
+  await alone.stop();
   const foreignCores = foreign.stop();
+  const pausedSeconds = alone.pausedWithin(started, ended) / 1000;
+  const seconds = (ended - started) / 1000 - pausedSeconds;
   const after = await scrapeCounters(server.url);
   const evaluated = after.evaluatedTokens - before.evaluatedTokens;
   const prompt = after.promptTokens - before.promptTokens;
@@ -283,11 +284,13 @@ async function measured(
     latency: latencyOf(run.latencies),
     peakRss: memoryOf(server.pid).peakRss,
     foreignCores,
+    alone: { tokensPerSecond: alone.meanTokensPerSecond(), samples: alone.samples.map((x) => x.tokensPerSecond), pausedSeconds },
     ...(run.extra ? { extra: run.extra } : {}),
   };
   say(
     `  ${result.pairsPerSecond.toFixed(3)} pairs/s, ${result.modelTokensPerSecond.toFixed(1)} model tokens/s, ` +
-      `p50 ${result.latency.p50.toFixed(2)} s, others used ${foreignCores.toFixed(2)} cores`,
+      `p50 ${result.latency.p50.toFixed(2)} s, others used ${foreignCores.toFixed(2)} cores; llama.cpp alone among it ` +
+      `${alone.meanTokensPerSecond().toFixed(1)} tokens/s (${alone.samples.map((x) => x.tokensPerSecond.toFixed(1)).join(", ")})`,
   );
   return result;
 }
@@ -298,20 +301,20 @@ async function measured(
  * first documents of the same query from scratch.
  */
 function sequential(
-  server: BenchServer,
+  target: BenchTarget,
   name: string,
   description: string,
   queries: readonly string[],
   documents: readonly string[],
   fromScratch: readonly number[] | undefined,
 ) {
-  return measured(server, name, description, async () => {
+  return measured(target, name, description, async (latency) => {
     const latencies: number[] = [];
     let first: number[] | null = null;
     for (const query of queries) {
-      const call = await rerank(server.url, query, documents);
+      const call = await rerank(target.server.url, query, documents);
       first ??= call.scores;
-      latencies.push(call.seconds);
+      latencies.push(latency(call));
     }
     const extra: Record<string, number> = {};
     if (fromScratch && first) {
@@ -324,14 +327,14 @@ function sequential(
 }
 
 /** W3: clients at once, each sending its rounds of 1 query x few documents back to back. */
-function concurrentClients(server: BenchServer, size: BenchOptions["sizes"]["w3"], texts: { queries: string[]; documents: string[] }) {
+function concurrentClients(target: BenchTarget, size: BenchOptions["sizes"]["w3"], texts: { queries: string[]; documents: string[] }) {
   const description = `${size.clients} concurrent clients, each ${size.rounds} x (1 query x ${size.documents} documents of ~${size.docTokens} tokens)`;
-  return measured(server, "W3", description, async () => {
+  return measured(target, "W3", description, async (latency) => {
     const latencies: number[] = [];
     await Promise.all(
       Array.from({ length: size.clients }, async (_, c) => {
         const documents = texts.documents.slice(c * size.documents, (c + 1) * size.documents);
-        for (let r = 0; r < size.rounds; r++) latencies.push((await rerank(server.url, texts.queries[c * size.rounds + r], documents)).seconds);
+        for (let r = 0; r < size.rounds; r++) latencies.push(latency(await rerank(target.server.url, texts.queries[c * size.rounds + r], documents)));
       }),
     );
     return { latencies, pairs: size.clients * size.rounds * size.documents, requests: size.clients * size.rounds };
@@ -343,7 +346,7 @@ function concurrentClients(server: BenchServer, size: BenchOptions["sizes"]["w3"
  * pauses. The small requests' latency is compared with the same requests on the idle server.
  */
 async function longWithSmall(
-  server: BenchServer,
+  target: BenchTarget,
   size: BenchOptions["sizes"]["w4"],
   texts: { query: string; documents: string[]; smallQueries: string[]; smallDocuments: string[] },
 ): Promise<WorkloadResult> {
@@ -351,7 +354,7 @@ async function longWithSmall(
   const smallRequest = () => {
     const query = texts.smallQueries[nextQuery++ % texts.smallQueries.length];
     const offset = (nextQuery % 4) * size.smallDocuments;
-    return rerank(server.url, query, texts.smallDocuments.slice(offset, offset + size.smallDocuments));
+    return rerank(target.server.url, query, texts.smallDocuments.slice(offset, offset + size.smallDocuments));
   };
   say(`W4: idle latency of ${size.smallDocuments}-document requests (${size.idleSamples} samples) ...`);
   const idle: number[] = [];
@@ -359,11 +362,11 @@ async function longWithSmall(
   const idleMedian = median(idle);
   say(`  idle: ${idle.map((x) => x.toFixed(2)).join(", ")} s`);
   const description = `1 request of ${size.documents} documents of ~${size.docTokens} tokens, ${size.smallClients} clients sending ${size.smallDocuments}-document requests meanwhile (each pausing 3-6 idle latencies between them)`;
-  const result = await measured(server, "W4", description, async () => {
+  const result = await measured(target, "W4", description, async (latency) => {
     let done = false;
     const smallLatencies: number[] = [];
     let smallPairs = 0;
-    const long = rerank(server.url, texts.query, texts.documents).finally(() => (done = true));
+    const long = rerank(target.server.url, texts.query, texts.documents).finally(() => (done = true));
     // Each client pauses 3 to 6 idle latencies between requests: together the small requests ask
     // for about a third of the machine, so the long request still runs (closer to saturation every
     // small request waits for the previous ones, which measures the queue, not the scheduler).
@@ -373,7 +376,7 @@ async function longWithSmall(
       while (!done) {
         const call = await smallRequest();
         // Every one was sent while the long request ran: the loop stops once it is done.
-        smallLatencies.push(call.seconds);
+        smallLatencies.push(latency(call));
         smallPairs += size.smallDocuments;
         if (!done) await sleep(pause());
       }
@@ -384,7 +387,7 @@ async function longWithSmall(
       latencies: smallLatencies,
       pairs: size.documents + smallPairs,
       requests: 1 + smallLatencies.length,
-      extra: { longRequestSeconds: longCall.seconds, idleSmallMedianSeconds: idleMedian, smallRequests: smallLatencies.length },
+      extra: { longRequestSeconds: latency(longCall), idleSmallMedianSeconds: idleMedian, smallRequests: smallLatencies.length },
     };
   });
   return result;
@@ -474,18 +477,18 @@ function targets(results: Results, model: BenchModel): Results["targets"] {
   for (const name of ["W1", "W2", "W3", "W4"]) {
     const x = w(name);
     if (!x) continue;
-    if (x.nearbyCeiling) {
-      const ratio = x.modelTokensPerSecond / x.nearbyCeiling;
+    if (x.alone && x.alone.samples.length > 0) {
+      const ratio = x.modelTokensPerSecond / x.alone.tokensPerSecond;
       out.push({
-        target: `${name} model tokens/s vs llama.cpp alone just before and after`,
-        value: `${ratio.toFixed(2)}x (${x.modelTokensPerSecond.toFixed(1)} vs ${x.nearbyCeiling.toFixed(1)})`,
+        target: `${name} model tokens/s vs llama.cpp alone, interleaved`,
+        value: `${ratio.toFixed(2)}x (${x.modelTokensPerSecond.toFixed(1)} vs ${x.alone.tokensPerSecond.toFixed(1)})`,
         goal: ">= 0.9x",
         met: ratio >= 0.9,
       });
     }
     if (ceiling && name !== "W4") {
       const ratio = x.modelTokensPerSecond / ceiling.tokensPerSecond;
-      out.push({ target: `${name} model tokens/s vs the ceiling row`, value: `${ratio.toFixed(2)}x`, goal: "(info: measured minutes apart)", met: null });
+      out.push({ target: `${name} model tokens/s vs the ceiling row`, value: `${ratio.toFixed(2)}x`, goal: "(info: a short burst, minutes apart)", met: null });
     }
   }
   const w2 = w("W2");
@@ -540,7 +543,7 @@ function report(r: Results): string {
   );
   if (r.note) lines.push(`Note: ${r.note}`);
   lines.push("");
-  lines.push("| measurement | pairs | wall s | pairs/s | model tok/s | prompt tok/s | tok/pair | p50 s | p95 s | p99 s | peak RSS GiB | others' cores | llama.cpp alone nearby, tok/s |");
+  lines.push("| measurement | pairs | wall s | pairs/s | model tok/s | prompt tok/s | tok/pair | p50 s | p95 s | p99 s | peak RSS GiB | others' cores | llama.cpp alone interleaved, tok/s |");
   lines.push("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
   for (const c of r.ceiling) {
     lines.push(
@@ -557,18 +560,20 @@ function report(r: Results): string {
   for (const w of r.workloads) {
     lines.push(
       `| rerankd ${w.name}: ${w.description} | ${w.pairs} | ${f(w.seconds)} | ${f(w.pairsPerSecond, 3)} | ${f(w.modelTokensPerSecond, 1)} | ${f(w.promptTokensPerSecond, 1)} | ` +
-        `${f(w.tokensPerPair, 0)} | ${f(w.latency.p50)} | ${f(w.latency.p95)} | ${f(w.latency.p99)} | ${gib(w.peakRss)} | ${f(w.foreignCores)} | ${f(w.nearbyCeiling ?? NaN, 1)} |`,
+        `${f(w.tokensPerPair, 0)} | ${f(w.latency.p50)} | ${f(w.latency.p95)} | ${f(w.latency.p99)} | ${gib(w.peakRss)} | ${f(w.foreignCores)} | ${f(w.alone?.tokensPerSecond ?? NaN, 1)} |`,
     );
   }
   lines.push("");
   lines.push("Latencies: W1/W2 per request (n = repeats); W3 per client request; W4 of the small requests sent during the long one.");
   lines.push("Model tokens are the tokens llama.cpp evaluated (reused query prefixes excluded); prompt tokens count every pair's tokens, as `usage` does.");
   lines.push("Others' cores: CPU time other processes on the machine used during the measurement, in cores (noise).");
-  if (r.checks.length > 0) {
+  const sampled = r.workloads.filter((w) => w.alone && w.alone.samples.length > 0);
+  if (sampled.length > 0) {
     lines.push(
-      "llama.cpp alone (one sequence, batch 512) measured between the workloads: " +
-        r.checks.map((c) => `${c.at.slice(11, 19)} ${f(c.tokensPerSecond, 1)} tok/s (others ${f(c.foreignCores)} cores)`).join("; ") +
-        ". Each workload is compared with the mean of the measurements just before and after it.",
+      `llama.cpp alone, interleaved (bench/interleave.ts): every ${r.options.aloneIntervalSeconds} s of a workload the server was paused and llama.cpp ` +
+        `evaluated ${r.options.checkTokens} tokens of one sequence in one batch in the bench's process; wall times, rates and latencies exclude the pauses. Samples, tok/s: ` +
+        sampled.map((w) => `${w.name} ${(w.alone?.samples ?? []).map((x) => f(x, 1)).join(", ")}`).join("; ") +
+        ". Their spread is this shared VM's drift, which both sides of each ratio saw alike.",
     );
   }
   for (const w of r.workloads) {

@@ -65,6 +65,9 @@ export async function scrapeCounters(url: string): Promise<{ evaluatedTokens: nu
 
 export interface RerankCall {
   seconds: number;
+  /** performance.now() when the request was sent and its response fully received. */
+  startedAt: number;
+  endedAt: number;
   status: number;
   promptTokens: number;
   /** Raw scores (use_activation false) in document order. */
@@ -97,9 +100,10 @@ export async function rerank(url: string, query: string, documents: readonly str
     results?: Array<{ index: number; relevance_score: number }>;
     error?: { message?: string };
   };
-  const seconds = (performance.now() - started) / 1000;
+  const endedAt = performance.now();
+  const seconds = (endedAt - started) / 1000;
   if (response.status !== 200) throw new Error(`rerank answered ${response.status}: ${body.error?.message ?? JSON.stringify(body)}`);
   const scores = new Array<number>(documents.length).fill(NaN);
   for (const r of body.results ?? []) scores[r.index] = r.relevance_score;
-  return { seconds, status: response.status, promptTokens: body.usage?.prompt_tokens ?? 0, scores };
+  return { seconds, startedAt: started, endedAt, status: response.status, promptTokens: body.usage?.prompt_tokens ?? 0, scores };
 }
