@@ -366,19 +366,26 @@ async function longWithSmall(
     let done = false;
     const smallLatencies: number[] = [];
     let smallPairs = 0;
-    const long = rerank(target.server.url, texts.query, texts.documents).finally(() => (done = true));
+    let wakeAll: () => void = () => undefined;
+    const finished = new Promise<void>((resolve) => (wakeAll = resolve));
+    const long = rerank(target.server.url, texts.query, texts.documents).finally(() => {
+      done = true;
+      wakeAll();
+    });
+    // A client's pause ends when the long request does: the measurement must not run on idle.
+    const pauseOrEnd = (ms: number) => Promise.race([sleep(ms), finished]);
     // Each client pauses 3 to 6 idle latencies between requests: together the small requests ask
     // for about a third of the machine, so the long request still runs (closer to saturation every
     // small request waits for the previous ones, which measures the queue, not the scheduler).
     const pause = () => idleMedian * 1000 * (3 + ((nextQuery * 397) % 1000) / 333);
     const clients = Array.from({ length: size.smallClients }, async (_, c) => {
-      await sleep(pause() * (c + 1) * 0.5);
+      await pauseOrEnd(pause() * (c + 1) * 0.5);
       while (!done) {
         const call = await smallRequest();
         // Every one was sent while the long request ran: the loop stops once it is done.
         smallLatencies.push(latency(call));
         smallPairs += size.smallDocuments;
-        if (!done) await sleep(pause());
+        if (!done) await pauseOrEnd(pause());
       }
     });
     const longCall = await long;
