@@ -24,9 +24,10 @@ const DEFAULT_MAX_NUM_BATCHED_TOKENS = 128;
 
 /**
  * On a CPU more sequences add no throughput: a step costs its tokens and its passes over the
- * weights, not its sequences. Four let one request hold three (three pairs' document parts of 43
- * tokens fill a 128-token step) while a new request starts on the fourth at the next step, and keep
- * four queries' prefixes at hand. Each costs its lane's KV cache: about 19 MiB on the Gemma-2B shape
+ * weights, not its sequences. Four let one request hold three (three equal chunks of up to 42
+ * tokens make a 128-token step one pass; pairs whose document part is 44 tokens, as in the bench's
+ * W4, fit only two) while a new request starts on the fourth at the next step, and keep four
+ * queries' prefixes at hand. Each costs its lane's KV cache: about 19 MiB on the Gemma-2B shape
  * at max_length 1024. Not swept on the full-size model; on a GPU, raise it with the step budget.
  */
 const DEFAULT_MAX_NUM_SEQS = 4;
