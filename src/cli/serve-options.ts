@@ -14,7 +14,7 @@ export const DEFAULT_MODEL = "BAAI/bge-reranker-v2-gemma";
 /**
  * Measured with `npm run bench` on a 2-core CPU (README, Performance; the ceiling rows): one
  * sequence of the Gemma-2B shape evaluates at the same tokens/s in steps of 128 and 256 tokens
- * (50 and 47, 53 and 54 in two runs), about 20% slower in steps of 64 and slower in steps of 512. A
+ * (50 and 47, 53 and 54, 53 and 54 in three runs), 7-20% slower in steps of 64, no faster in 512. A
  * small request arriving during a long one waits for the step in progress, so a step costs latency
  * in proportion to its size: 128, the smallest step at full speed, halves that wait against 256
  * (which missed the 3x-idle target for small requests during a 256-document one).
