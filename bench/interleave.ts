@@ -8,8 +8,8 @@
  * So during a workload, every `intervalSeconds` the server process is paused (SIGSTOP), llama.cpp
  * evaluates alone in this process once, and the server resumes (SIGCONT). The workload's
  * throughput counts only the time it ran, each request's latency excludes the pauses it spanned,
- * and it is compared with the mean of the samples taken among its own seconds (ABAB at a ~20 s
- * grain), so both see the same machine.
+ * and it is compared with the samples' time-weighted rate, taken among its own seconds (ABAB at a
+ * ~20 s grain), so both see the same machine.
  */
 import type { Token } from "node-llama-cpp";
 import type { LoadedModel } from "./direct.js";

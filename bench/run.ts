@@ -262,9 +262,15 @@ async function measured(
   const alone = await InterleavedAlone.start(target.loaded, server.pid, target.alone);
   const foreign = new ForeignLoad(() => [server.pid]);
   const started = performance.now();
-  const run = await fn((call) => (call.endedAt - call.startedAt - alone.pausedWithin(call.startedAt, call.endedAt)) / 1000);
-  const ended = performance.now();
-  await alone.stop();
+  let ended: number;
+  let run: Awaited<ReturnType<typeof fn>>;
+  try {
+    run = await fn((call) => (call.endedAt - call.startedAt - alone.pausedWithin(call.startedAt, call.endedAt)) / 1000);
+    ended = performance.now();
+  } finally {
+    // Also on a failure: a server left to be paused again could not be stopped (SIGTERM waits for SIGCONT).
+    await alone.stop();
+  }
   const foreignCores = foreign.stop();
   const pausedSeconds = alone.pausedWithin(started, ended) / 1000;
   const seconds = (ended - started) / 1000 - pausedSeconds;
