@@ -49,6 +49,11 @@ function lastLogitInput(tokens: readonly number[], readoutToken: number): Contro
   );
 }
 
+/** `n` tokens for llama.cpp alone: ordinary pieces of the vocabulary (past the byte tokens), not one token repeated. */
+export function ceilingTokens(n: number): Token[] {
+  return Array.from({ length: n }, (_, i) => (300 + ((i * 7919) % 400)) as Token);
+}
+
 export interface CeilingResult {
   batchTokens: number;
   threads: number;
@@ -64,8 +69,7 @@ export async function measureCeiling(loaded: LoadedModel, options: { tokens: num
   const context = await loaded.model.createContext({ contextSize: options.tokens + 8, sequences: 1, batchSize: options.batchTokens, threads: options.threads });
   try {
     const sequence = context.getSequence();
-    // Ordinary pieces of the vocabulary (past the byte tokens), not one token repeated.
-    const tokens = Array.from({ length: options.tokens }, (_, i) => 300 + ((i * 7919) % 400));
+    const tokens = ceilingTokens(options.tokens);
     const readoutToken = loaded.family.readout.kind === "last-token-logits" ? loaded.family.readout.tokenIds[0] : 0;
     // Warm-up: pages the weights in and builds the graph once.
     await sequence.controlledEvaluate(lastLogitInput(tokens.slice(0, Math.min(64, options.tokens)), readoutToken));

@@ -11,8 +11,7 @@
  * and it is compared with the samples' time-weighted rate, taken among its own seconds (ABAB at a
  * ~20 s grain), so both see the same machine.
  */
-import type { Token } from "node-llama-cpp";
-import type { LoadedModel } from "./direct.js";
+import { ceilingTokens, type LoadedModel } from "./direct.js";
 
 export interface AloneSample {
   /** Milliseconds (performance.now) when the server was paused and resumed. */
@@ -41,8 +40,7 @@ export class InterleavedAlone {
   static async start(loaded: LoadedModel, serverPid: number, options: { tokens: number; intervalSeconds: number; threads: number }): Promise<InterleavedAlone> {
     const context = await loaded.model.createContext({ contextSize: options.tokens + 8, sequences: 1, batchSize: Math.max(options.tokens, 512), threads: options.threads });
     const sequence = context.getSequence();
-    // Ordinary pieces of the vocabulary (past the byte tokens), not one token repeated.
-    const tokens = Array.from({ length: options.tokens }, (_, i) => (300 + ((i * 7919) % 400)) as Token);
+    const tokens = ceilingTokens(options.tokens);
     const evaluate = async (): Promise<number> => {
       await sequence.clearHistory();
       const started = performance.now();

@@ -277,6 +277,7 @@ async function measured(
   const after = await scrapeCounters(server.url);
   const evaluated = after.evaluatedTokens - before.evaluatedTokens;
   const prompt = after.promptTokens - before.promptTokens;
+  const sampled = { tokensPerSecond: alone.meanTokensPerSecond(), samples: alone.samples.map((x) => x.tokensPerSecond), pausedSeconds };
   const result: WorkloadResult = {
     name,
     description,
@@ -290,13 +291,13 @@ async function measured(
     latency: latencyOf(run.latencies),
     peakRss: memoryOf(server.pid).peakRss,
     foreignCores,
-    alone: { tokensPerSecond: alone.meanTokensPerSecond(), samples: alone.samples.map((x) => x.tokensPerSecond), pausedSeconds },
+    alone: sampled,
     ...(run.extra ? { extra: run.extra } : {}),
   };
   say(
     `  ${result.pairsPerSecond.toFixed(3)} pairs/s, ${result.modelTokensPerSecond.toFixed(1)} model tokens/s, ` +
       `p50 ${result.latency.p50.toFixed(2)} s, others used ${foreignCores.toFixed(2)} cores; llama.cpp alone among it ` +
-      `${alone.meanTokensPerSecond().toFixed(1)} tokens/s (${alone.samples.map((x) => x.tokensPerSecond.toFixed(1)).join(", ")})`,
+      `${sampled.tokensPerSecond.toFixed(1)} tokens/s (${sampled.samples.map((x) => x.toFixed(1)).join(", ")})`,
   );
   return result;
 }
