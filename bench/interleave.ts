@@ -23,6 +23,8 @@ export interface AloneSample {
 export class InterleavedAlone {
   readonly samples: AloneSample[] = [];
   private stopped = false;
+  /** When the pause in progress began (null: the server is running). */
+  private pausedSince: number | null = null;
   private wake: (() => void) | null = null;
   private readonly loop: Promise<void>;
 
@@ -68,12 +70,14 @@ export class InterleavedAlone {
       });
       if (this.stopped) return;
       const pausedAt = performance.now();
+      this.pausedSince = pausedAt;
       process.kill(this.serverPid, "SIGSTOP");
       let tokensPerSecond: number;
       try {
         tokensPerSecond = await this.evaluate();
       } finally {
         process.kill(this.serverPid, "SIGCONT");
+        this.pausedSince = null;
       }
       this.samples.push({ pausedAt, resumedAt: performance.now(), tokensPerSecond });
     }
@@ -92,6 +96,27 @@ export class InterleavedAlone {
     let total = 0;
     for (const s of this.samples) total += Math.max(0, Math.min(to, s.resumedAt) - Math.max(from, s.pausedAt));
     return total;
+  }
+
+  /**
+   * Waits until the server has run for `ms` milliseconds, pauses not counted (or until `end`
+   * settles). A client pausing between requests waits in the server's time: in wall time its
+   * requests would bunch up behind every pause, as no real load does.
+   */
+  async sleepRunning(ms: number, end: Promise<unknown>): Promise<void> {
+    const from = performance.now();
+    let ended = false;
+    void end.then(
+      () => (ended = true),
+      () => (ended = true),
+    );
+    for (;;) {
+      const now = performance.now();
+      const paused = this.pausedWithin(from, now) + (this.pausedSince === null ? 0 : now - Math.max(from, this.pausedSince));
+      const left = ms - (now - from - paused);
+      if (ended || left <= 0) return;
+      await Promise.race([new Promise((resolve) => setTimeout(resolve, left)), end.catch(() => undefined)]);
+    }
   }
 
   /**

@@ -50,7 +50,7 @@ const FULL: WorkloadSizes = {
   w1: { queryTokens: 16, docTokens: 128, documents: 32, repeats: 1 },
   w2: { queryTokens: 64, docTokens: 64, documents: 32, repeats: 1 },
   w3: { clients: 8, documents: 4, queryTokens: 16, docTokens: 128, rounds: 1 },
-  w4: { documents: 256, queryTokens: 16, docTokens: 16, smallDocuments: 2, smallClients: 2, idleSamples: 3 },
+  w4: { documents: 256, queryTokens: 16, docTokens: 16, smallDocuments: 2, smallClients: 2, idleSamples: 5 },
   overheadRepeats: 3,
 };
 

@@ -85,7 +85,6 @@ function percentile(values: readonly number[], p: number): number {
 }
 
 const latencyOf = (xs: readonly number[]) => ({ n: xs.length, p50: percentile(xs, 50), p95: percentile(xs, 95), p99: percentile(xs, 99) });
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function main(): Promise<void> {
   const parsed = parseBenchArgs(process.argv.slice(2));
@@ -248,13 +247,14 @@ interface BenchTarget {
 /**
  * Runs `fn` against the server and measures throughput from its /metrics counters, with llama.cpp
  * alone sampled among the workload's seconds while the server is paused (bench/interleave.ts).
- * `fn` gets each call's latency with the pauses it spanned taken out.
+ * `fn` gets each call's latency with the pauses it spanned taken out, and a sleep that counts only
+ * the server's running time (for clients pausing between requests).
  */
 async function measured(
   target: BenchTarget,
   name: string,
   description: string,
-  fn: (latency: (call: RerankCall) => number) => Promise<{ latencies: number[]; pairs: number; requests: number; extra?: Record<string, number> }>,
+  fn: (latency: (call: RerankCall) => number, sleepRunning: (ms: number, end: Promise<unknown>) => Promise<void>) => Promise<{ latencies: number[]; pairs: number; requests: number; extra?: Record<string, number> }>,
 ): Promise<WorkloadResult> {
   const { server } = target;
   say(`${name}: ${description} ...`);
@@ -265,7 +265,10 @@ async function measured(
   let ended: number;
   let run: Awaited<ReturnType<typeof fn>>;
   try {
-    run = await fn((call) => (call.endedAt - call.startedAt - alone.pausedWithin(call.startedAt, call.endedAt)) / 1000);
+    run = await fn(
+      (call) => (call.endedAt - call.startedAt - alone.pausedWithin(call.startedAt, call.endedAt)) / 1000,
+      (ms, end) => alone.sleepRunning(ms, end),
+    );
     ended = performance.now();
   } finally {
     // Also on a failure: a server left to be paused again could not be stopped (SIGTERM waits for SIGCONT).
@@ -363,13 +366,15 @@ async function longWithSmall(
     const offset = (nextQuery % 4) * size.smallDocuments;
     return rerank(target.server.url, query, texts.smallDocuments.slice(offset, offset + size.smallDocuments));
   };
-  say(`W4: idle latency of ${size.smallDocuments}-document requests (${size.idleSamples} samples) ...`);
+  say(`W4: idle latency of ${size.smallDocuments}-document requests (${size.idleSamples} samples after one untimed) ...`);
+  // Untimed: a server's first requests (W4 alone with --only) ran 1.8x slower than the next ones.
+  await smallRequest();
   const idle: number[] = [];
   for (let i = 0; i < size.idleSamples; i++) idle.push((await smallRequest()).seconds);
   const idleMedian = median(idle);
   say(`  idle: ${idle.map((x) => x.toFixed(2)).join(", ")} s`);
   const description = `1 request of ${size.documents} documents of ~${size.docTokens} tokens, ${size.smallClients} clients sending ${size.smallDocuments}-document requests meanwhile (each pausing 3-6 idle latencies between them)`;
-  const result = await measured(target, "W4", description, async (latency) => {
+  const result = await measured(target, "W4", description, async (latency, sleepRunning) => {
     let done = false;
     const smallLatencies: number[] = [];
     let smallPairs = 0;
@@ -379,8 +384,10 @@ async function longWithSmall(
       done = true;
       wakeAll();
     });
-    // A client's pause ends when the long request does: the measurement must not run on idle.
-    const pauseOrEnd = (ms: number) => Promise.race([sleep(ms), finished]);
+    // A client's pause ends when the long request does (the measurement must not run on idle), and
+    // counts the server's running time only: in wall time, requests sent while the server is paused
+    // for a llama.cpp-alone sample would queue up together behind it.
+    const pauseOrEnd = (ms: number) => sleepRunning(ms, finished);
     // Each client pauses 3 to 6 idle latencies between requests: together the small requests ask
     // for about a third of the machine, so the long request still runs (closer to saturation every
     // small request waits for the previous ones, which measures the queue, not the scheduler).
