@@ -6,6 +6,8 @@ export interface WorkloadSizes {
   /** Tokens of one long sequence for the ceiling, and how many times it is measured. */
   ceilingTokens: number;
   ceilingRepeats: number;
+  /** Rounds of the step-shape measurement (bench/step-shapes.ts). */
+  stepRounds: number;
   /**
    * llama.cpp alone, interleaved with each HTTP workload (bench/interleave.ts): tokens of each
    * sample, and the workload's seconds between samples.
@@ -38,12 +40,13 @@ export interface BenchOptions {
   note: string | null;
 }
 
-export const PARTS = ["ceiling", "naive", "w1", "w2", "w3", "w4", "small", "llama-server"] as const;
+export const PARTS = ["ceiling", "steps", "naive", "w1", "w2", "w3", "w4", "small", "llama-server"] as const;
 export type Part = (typeof PARTS)[number];
 
 const FULL: WorkloadSizes = {
   ceilingTokens: 512,
   ceilingRepeats: 2,
+  stepRounds: 8,
   checkTokens: 256,
   aloneIntervalSeconds: 20,
   naivePairs: 4,
@@ -57,6 +60,7 @@ const FULL: WorkloadSizes = {
 const QUICK: WorkloadSizes = {
   ceilingTokens: 256,
   ceilingRepeats: 1,
+  stepRounds: 1,
   checkTokens: 64,
   aloneIntervalSeconds: 3,
   naivePairs: 2,
@@ -69,7 +73,8 @@ const QUICK: WorkloadSizes = {
 
 export const BENCH_HELP = `npm run bench -- [options]
 
-Measures llama.cpp's own ceiling, a naive one-pair-at-a-time loop, and rerankd over HTTP (W1-W4)
+Measures llama.cpp's own ceiling, what an evaluation step costs by its shape (lanes x tokens), a
+naive one-pair-at-a-time loop, and rerankd over HTTP (W1-W4)
 on a random-weight Gemma-2B-shaped GGUF (generated once into bench/.cache/), each workload with
 llama.cpp alone interleaved (the server paused every 20 s for one sample), then W1 on a small
 model to expose the server's own overhead; last (part llama-server, bench/llama-server.ts), rerankd

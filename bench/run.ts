@@ -18,6 +18,7 @@ import { compareWithLlamaServer, comparisonReport, type LlamaServerComparison } 
 import { GEMMA_2B, SMALL, benchModel, type BenchModel } from "./model.js";
 import { BENCH_HELP, parseBenchArgs, type BenchOptions } from "./options.js";
 import { rerank, scrapeCounters, startBenchServer, type BenchServer, type RerankCall } from "./server.js";
+import { measureStepShapes, type StepShapeResult } from "./step-shapes.js";
 import { TextMaker } from "./texts.js";
 
 const say = (line: string): void => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}`);
@@ -56,6 +57,8 @@ interface Results {
   model: { label: string; path: string; sizeBytes: number; generatedSeconds: number };
   serverReady: string;
   ceiling: CeilingResult[];
+  /** Step shapes through rerankd's backend, relative to one 256-token lane in the same round (bench/step-shapes.ts). */
+  steps: StepShapeResult[];
   naive: Record<string, NaiveResult>;
   workloads: WorkloadResult[];
   small: null | {
@@ -121,6 +124,7 @@ async function main(): Promise<void> {
     model: { label: big.architecture.label, path: big.path, sizeBytes: big.sizeBytes, generatedSeconds: big.generatedSeconds },
     serverReady: "",
     ceiling: [],
+    steps: [],
     naive: {},
     workloads: [],
     small: null,
@@ -169,6 +173,11 @@ async function main(): Promise<void> {
       say(`  ${ceiling.tokensPerSecond.toFixed(1)} tokens/s (runs ${ceiling.seconds.map((x) => x.toFixed(2)).join(", ")} s; others used ${ceiling.foreignCores.toFixed(2)} cores)`);
       results.ceiling.push(ceiling);
     }
+  }
+  if (options.parts.has("steps")) {
+    say(`step shapes: ${s.stepRounds} rounds through rerankd's backend, each shape against one 256-token lane in the same round ...`);
+    results.steps = await measureStepShapes(big.path, { threads: options.threads, rounds: s.stepRounds });
+    for (const x of results.steps) say(`  ${x.lanes.join("+")}: ${x.medianMs.toFixed(0)} ms, ${x.relative.toFixed(3)} of the reference's tokens/s`);
   }
   if (options.parts.has("naive")) {
     for (const [name, queries, documents] of [
@@ -588,6 +597,18 @@ function report(r: Results): string {
   lines.push("Latencies: W1/W2 per request (n = repeats); W3 per client request; W4 of the small requests sent during the long one.");
   lines.push("Model tokens are the tokens llama.cpp evaluated (reused query prefixes excluded); prompt tokens count every pair's tokens, as `usage` does.");
   lines.push("Others' cores: CPU time other processes on the machine used during the measurement, in cores (noise).");
+  if (r.steps.length > 0) {
+    lines.push("");
+    lines.push(
+      "Step shapes (bench/step-shapes.ts): one evaluation step through rerankd's backend, every lane reading its last token's logits; " +
+        "tokens/s relative to one lane of 256 tokens measured in the same round (median over rounds; this VM drifts within minutes, a round by little).",
+    );
+    lines.push("");
+    lines.push("| step: tokens per lane | tokens | median ms | tokens/s vs 1 x 256 | what it stands for |");
+    lines.push("|---|---|---|---|---|");
+    for (const x of r.steps) lines.push(`| ${x.lanes.join(" + ")} | ${x.tokens} | ${f(x.medianMs, 0)} | ${f(x.relative, 3)} | ${x.role} |`);
+    lines.push("");
+  }
   const sampled = r.workloads.filter((w) => w.alone && w.alone.samples.length > 0);
   if (sampled.length > 0) {
     lines.push(
