@@ -194,6 +194,22 @@ test("pairs scored on several lanes at once get the scores they get alone", { sk
   together.forEach((r, i) => assert.equal(r.values[0], alone[i], `pair ${i}`));
 });
 
+test("lanes are a whole multiple of the workers, so a step of whole pairs keeps every worker busy to its end", { skip }, async () => {
+  const five = await loadLlamaRankBackend({ modelPath: tiny.path, device: "cpu", threads: 2, lanes: 5, laneCapacity: () => 512, batchTokens: 512 });
+  try {
+    assert.equal(five.info.lanes, 4);
+    assert.equal(five.lanes.length, 4);
+  } finally {
+    await five.dispose();
+  }
+  const one = await loadLlamaRankBackend({ modelPath: tiny.path, device: "cpu", threads: 2, lanes: 1, laneCapacity: () => 512, batchTokens: 512 });
+  try {
+    assert.equal(one.info.lanes, 1);
+  } finally {
+    await one.dispose();
+  }
+});
+
 test("a GGUF laid out as other tools do (no separator id, no add_sep, no labels, RANK pooling stated) scores the same: rerankd builds <s> q </s></s> d </s> itself", { skip }, async () => {
   const noSep = await buildTinyXlmr({ legacy: true });
   const other = await loadLlamaRankBackend({ modelPath: noSep.path, device: "cpu", threads: 1, lanes: 1, laneCapacity: () => 512, batchTokens: 512 });
