@@ -12,25 +12,29 @@ import type { DtypeChoice } from "../models/resolve.js";
 export const DEFAULT_MODEL = "BAAI/bge-reranker-v2-gemma";
 
 /**
- * Measured with `npm run bench` on a 2-core CPU (README, Performance; the ceiling rows): one
- * sequence of the Gemma-2B shape evaluates at the same tokens/s in steps of 128 and 256 tokens
- * (50 and 47, 53 and 54, 53 and 54 in three runs), 7-20% slower in steps of 64, no faster in 512. A
- * small request arriving during a long one waits for the step in progress, so a step costs latency
- * in proportion to its size: 128, the smallest step at full speed, halves that wait against 256
- * (which missed the 3x-idle target for small requests during a 256-document one).
- * On a GPU, where a step's cost grows little with its size, raise it.
+ * Measured with `npm run bench` on a 2-core CPU, Gemma-2B shape (README, Performance). A step costs
+ * what about 18 tokens more do, whatever its size (a pass over the weights; the step-shape table:
+ * one lane of 128 tokens runs at 0.94 of one of 256, two lanes of 44 at 0.89, four of 45 at 0.96),
+ * so bigger steps run closer to llama.cpp alone. 192 lets a long request's four lanes (see below)
+ * take four 45-token document parts a step: W4 (256 such pairs with small requests arriving) ran at
+ * 0.88-0.91x of llama.cpp alone in three runs against 0.81-0.83x at 128 (two parts a step), W1 and
+ * W2 at 0.99x and 0.98x against 0.92x and 0.93x. The price is the small requests' wait for the step
+ * in progress, up to ~3.5 s here instead of ~1.8 s: their W4 p95 went from 2.0-2.5x to 2.6-3.6x of
+ * idle (goal 3x). 256 and six sequences added no throughput (0.89x) and took p95 to 4.7x. For
+ * latency over throughput, lower it (128: two-document requests' p95 about 2x idle during a bulk
+ * request). On a GPU, where a step's cost grows little with its size, raise it.
  */
-const DEFAULT_MAX_NUM_BATCHED_TOKENS = 128;
+const DEFAULT_MAX_NUM_BATCHED_TOKENS = 192;
 
 /**
- * On a CPU more sequences add no throughput: a step costs its tokens and its passes over the
- * weights, not its sequences. Four let one request hold three (three equal chunks of up to 42
- * tokens make a 128-token step one pass; pairs whose document part is 44 tokens, as in the bench's
- * W4, fit only two) while a new request starts on the fourth at the next step, and keep four
- * queries' prefixes at hand. Each costs its lane's KV cache: about 19 MiB on the Gemma-2B shape
- * at max_length 1024. Not swept on the full-size model; on a GPU, raise it with the step budget.
+ * On a CPU more sequences add no throughput by themselves: a step costs its tokens and its passes
+ * over the weights, not its sequences. One request may hold all lanes but one, so a new request
+ * starts on the last at the next step; five let a long request run four equal chunks a step (four
+ * 45-token document parts make a 180-token step one pass) and keep five queries' prefixes at hand.
+ * Each costs its lane's KV cache: about 19 MiB on the Gemma-2B shape at max_length 1024. On a GPU,
+ * raise it with the step budget.
  */
-const DEFAULT_MAX_NUM_SEQS = 4;
+const DEFAULT_MAX_NUM_SEQS = 5;
 
 export interface ServeOptions {
   model: string;
