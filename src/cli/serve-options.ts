@@ -18,7 +18,7 @@ export const DEFAULT_MODEL = "BAAI/bge-reranker-v2-gemma";
  * so bigger steps run closer to llama.cpp alone. 192 lets a long request's four lanes (see below)
  * take four 45-token document parts a step: W4 (256 such pairs with small requests arriving) ran at
  * 0.88-0.91x of llama.cpp alone in three runs against 0.81-0.83x at 128 (two parts a step), W1 and
- * W2 at 0.99x and 0.98x against 0.92x and 0.93x. The price is the small requests' wait for the step
+ * W2 at 0.95x each in the full run (0.99x and 0.98x in a W1-W3 run) against 0.92x and 0.93x. The price is the small requests' wait for the step
  * in progress, up to ~3.5 s here instead of ~1.8 s: their W4 p95 went from 2.0-2.5x to 2.6-3.6x of
  * idle (goal 3x). 256 and six sequences added no throughput (0.89x) and took p95 to 4.7x. For
  * latency over throughput, lower it (128: two-document requests' p95 about 2x idle during a bulk

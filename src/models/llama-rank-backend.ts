@@ -112,7 +112,7 @@ export async function loadLlamaRankBackend(options: LlamaRankBackendOptions): Pr
     const pool = new WorkerPool(workers);
     // Whole multiples of the workers: the scheduler starts one pair per lane and waits for all of
     // them (whole-pair steps), so a fifth pair on two workers leaves one idle while the other ends
-    // its third (measured: XLM-R W1 at 0.87x of llama-server with 5 lanes, 1.06x with 4).
+    // its third (measured: XLM-R W1 at 0.87x of llama-server with 5 lanes, 1.05x with 4).
     const laneCount = Math.max(workerCount, options.lanes - (options.lanes % workerCount));
     const lanes = Array.from({ length: laneCount }, (_, id) => new RankLane(id, pool));
     const info: BackendInfo = {
